@@ -1,0 +1,374 @@
+"""make bench: the gateway's throughput and latency next to this machine's ceilings, in one run.
+
+Starts its own system (throwaway database, free ports, TEST_MODE with a 1 s bank), then measures:
+  ceilings    nginx serving a static 200 (wrk), PostgreSQL single-row INSERT+COMMIT (pgbench, c=16)
+  auth edge   an authenticated GET through nginx vs the same request straight to the service (c=16)
+  payments    POST /payments and GET /payments/{id} through the gateway at c=1/16/64
+  burst       1,000 payments: time from the last request until all are final
+  webhooks    time from a payment's final status to its webhook's arrival (p50/p95), deliveries/s
+  refunds     create-refund throughput (c=16); a burst of 500 refunds until all processed
+Prints one table and writes bench/RESULTS.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import concurrent.futures
+import json
+import os
+import platform
+import re
+import secrets
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from datetime import UTC, datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import psycopg2
+import requests
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from gateway_common.testing import drop_database, url_for_database  # noqa: E402
+
+from tools import stack as stack_tool  # noqa: E402
+
+KEY, SECRET = "key_test_abc123", "secret_test_xyz789"
+AUTH = {"X-Api-Key": KEY, "X-Api-Secret": SECRET}
+MERCHANT_ID = "550e8400-e29b-41d4-a716-446655440000"
+
+
+def free_port() -> int:
+    import socket  # noqa: PLC0415
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+# ---------------------------------------------------------------- wrk and pgbench
+
+def wrk(url: str, connections: int, seconds: int, *, method: str = "GET", body: str | None = None,
+        headers: dict[str, str] | None = None, threads: int = 2) -> dict:
+    """Run wrk and return req/s, p50, p99 (ms) and non-2xx count."""
+    lua = ["wrk.method = " + json.dumps(method)]
+    if body is not None:
+        lua.append("wrk.body = " + json.dumps(body))
+    for key, value in (headers or {}).items():
+        lua.append(f"wrk.headers[{json.dumps(key)}] = {json.dumps(value)}")
+    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script:
+        script.write("\n".join(lua) + "\n")
+    cmd = ["wrk", "-t", str(min(threads, connections)), "-c", str(connections), "-d", f"{seconds}s", "--latency", "-s", script.name, url]
+    out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
+    os.unlink(script.name)
+    return parse_wrk(out)
+
+
+def _ms(value: str) -> float:
+    number, unit = re.match(r"([\d.]+)(\w+)", value).groups()
+    return float(number) * {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60000.0}[unit]
+
+
+def parse_wrk(out: str) -> dict:
+    """Extract the figures from wrk's output."""
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+    p50 = _ms(re.search(r"\s50%\s+(\S+)", out).group(1))
+    p99 = _ms(re.search(r"\s99%\s+(\S+)", out).group(1))
+    non2xx = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
+    errors = re.search(r"Socket errors: (.*)", out)
+    return {"rps": rps, "p50": p50, "p99": p99, "non2xx": int(non2xx.group(1)) if non2xx else 0,
+            "socket_errors": errors.group(1) if errors else ""}
+
+
+def pgbench_insert(admin_url: str, db: str, clients: int, seconds: int) -> float:
+    """Single-row INSERT+COMMIT transactions per second at ``clients`` connections."""
+    url = url_for_database(admin_url, db)
+    conn = psycopg2.connect(url)
+    conn.autocommit = True
+    with conn.cursor() as cur:
+        cur.execute("CREATE TABLE IF NOT EXISTS public.bench_insert (id BIGSERIAL PRIMARY KEY, v INT, created_at TIMESTAMPTZ DEFAULT now())")
+    conn.close()
+    with tempfile.NamedTemporaryFile("w", suffix=".sql", delete=False) as script:
+        script.write("INSERT INTO public.bench_insert (v) VALUES (1);\n")
+    pgbench = shutil.which("pgbench") or next(iter(sorted(Path("/usr/lib/postgresql").glob("*/bin/pgbench"))), None)
+    out = subprocess.run([str(pgbench), "-n", "-c", str(clients), "-j", "2", "-T", str(seconds), "-f", script.name, url],
+                         capture_output=True, text=True, check=True).stdout
+    os.unlink(script.name)
+    return float(re.search(r"tps = ([\d.]+)", out).group(1))
+
+
+# ---------------------------------------------------------------- helpers on the running system
+
+class Receiver:
+    """A webhook receiver on 127.0.0.1 that records when each event arrived."""
+
+    def __init__(self) -> None:
+        self.arrivals: dict[str, list[tuple[float, dict]]] = {}
+        self.count = 0
+        self.lock = threading.Lock()
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:  # noqa: N802
+                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                now = time.time()
+                event = json.loads(body)
+                with receiver.lock:
+                    receiver.count += 1
+                    receiver.arrivals.setdefault(event["event"], []).append((now, event))
+                self.send_response(200)
+                self.send_header("Content-Length", "2")
+                self.end_headers()
+                self.wfile.write(b"ok")
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/webhook"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+
+
+def post_many(url: str, bodies: list[dict], workers: int = 32) -> tuple[list[dict], float]:
+    """POST every body concurrently; return the responses' JSON and the time of the last answer."""
+    session = requests.Session()
+    adapter = requests.adapters.HTTPAdapter(pool_connections=workers, pool_maxsize=workers)
+    session.mount("http://", adapter)
+
+    def one(body: dict) -> dict:
+        r = session.post(url, json=body, headers=AUTH, timeout=30)
+        r.raise_for_status()
+        return r.json()
+
+    with concurrent.futures.ThreadPoolExecutor(workers) as pool:
+        results = list(pool.map(one, bodies))
+    return results, time.time()
+
+
+def wait_payments_final(db_url: str, ids: list[str], timeout: float) -> float | None:
+    """Wait until every payment is final; return when that happened (None on timeout)."""
+    conn = psycopg2.connect(db_url)
+    conn.autocommit = True
+    deadline = time.time() + timeout
+    try:
+        while time.time() < deadline:
+            with conn.cursor() as cur:
+                cur.execute("SELECT count(*) FROM payments.payments WHERE id = ANY(%s) AND status IN ('success', 'failed')", (ids,))
+                if cur.fetchone()[0] == len(ids):
+                    return time.time()
+            time.sleep(0.05)
+    finally:
+        conn.close()
+    return None
+
+
+def final_times(db_url: str, ids: list[str]) -> dict[str, float]:
+    conn = psycopg2.connect(db_url)
+    with conn.cursor() as cur:
+        cur.execute("SELECT id, extract(epoch FROM updated_at) FROM payments.payments WHERE id = ANY(%s)", (ids,))
+        rows = {r[0]: float(r[1]) for r in cur.fetchall()}
+    conn.close()
+    return rows
+
+
+def pct(values: list[float], q: float) -> float:
+    if not values:
+        return float("nan")
+    values = sorted(values)
+    return values[min(len(values) - 1, int(round(q * (len(values) - 1))))]
+
+
+# ---------------------------------------------------------------- the run
+
+def main() -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--seconds", type=int, default=10, help="duration of each wrk/pgbench run")
+    parser.add_argument("--burst", type=int, default=1000)
+    parser.add_argument("--refund-burst", type=int, default=500)
+    parser.add_argument("--results", default=str(ROOT / "bench" / "RESULTS.md"))
+    args = parser.parse_args()
+    secs = args.seconds
+
+    admin_url = os.environ.get("BENCH_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+    run_id = secrets.token_hex(3)
+    db_name = f"gwbench_{run_id}"
+    db_url = url_for_database(admin_url, db_name)
+    run_dir = Path(tempfile.mkdtemp(prefix="gwbench-"))
+    ports = {k: str(free_port()) for k in ("PORT", "CHECKOUT_PORT", "DASHBOARD_PORT", "AUTH_PORT", "PAYMENTS_PORT",
+                                           "REFUNDS_PORT", "WEBHOOKS_PORT", "BENCH_STATIC_PORT")}
+    env = stack_tool.stack_env({
+        **ports, "DATABASE_URL": db_url, "REDIS_URL": os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/14"),
+        "RUN_DIR": str(run_dir), "PUBSUB_PREFIX": f"gwbench{run_id}", "GATEWAY_SECRET": secrets.token_urlsafe(16),
+        "TEST_MODE": "true", "TEST_PROCESSING_DELAY": "1000", "RATE_LIMIT_RPS": "1000000", "RATE_LIMIT_BURST": "1000000",
+        "NGINX_ERROR_LOG": str(run_dir / "nginx-error.log"), "STACK_PARTS": os.environ.get("BENCH_PARTS", ""),
+    })
+    api = f"http://127.0.0.1:{ports['PORT']}/api/v1"
+    rows: list[tuple[str, str, str]] = []
+
+    def add(name: str, value: str, ratio: str = "") -> None:
+        rows.append((name, value, ratio))
+        print(f"  {name:<58} {value:<34} {ratio}", flush=True)
+
+    proc = stack_tool.start_background(env)
+    try:
+        stack_tool.wait_healthy(env, proc, timeout=180)
+        print(f"system up (run dir {run_dir})", flush=True)
+
+        # Ceilings.
+        static = {c: wrk(f"http://127.0.0.1:{ports['BENCH_STATIC_PORT']}/", c, secs) for c in (16, 64)}
+        for c, r in static.items():
+            add(f"ceiling: nginx static 200, c={c}", f"{r['rps']:.0f} req/s, p50 {r['p50']:.2f} ms, p99 {r['p99']:.2f} ms")
+        pg_tps = pgbench_insert(admin_url, db_name, 16, secs)
+        add("ceiling: pgbench single-row INSERT+COMMIT, c=16", f"{pg_tps:.0f} tps")
+
+        # A payment to read.
+        first = requests.post(f"{api}/payments", json={"amount": 50000, "currency": "INR", "method": "upi", "vpa": "success@upi", "order_id": "bench_ref"}, headers=AUTH, timeout=10)
+        first.raise_for_status()
+        pay_id = first.json()["id"]
+
+        # Auth edge: same GET through nginx (auth_request, cached) and straight to the service.
+        direct_headers = {"X-Merchant-Id": MERCHANT_ID, "X-Gateway-Secret": env["GATEWAY_SECRET"]}
+        via = wrk(f"{api}/payments/{pay_id}", 16, secs, headers=AUTH)
+        direct = wrk(f"http://127.0.0.1:{ports['PAYMENTS_PORT']}/api/v1/payments/{pay_id}", 16, secs, headers=direct_headers)
+        add("auth edge: GET /payments/{id} via nginx+auth, c=16", f"{via['rps']:.0f} req/s, p50 {via['p50']:.2f} ms, p99 {via['p99']:.2f} ms")
+        add("auth edge: same GET straight to the service, c=16", f"{direct['rps']:.0f} req/s, p50 {direct['p50']:.2f} ms, p99 {direct['p99']:.2f} ms")
+        add("auth edge cost (direct req/s / gateway req/s)", f"{direct['rps'] / via['rps']:.2f}x", "goal <= 1.3x")
+        add("auth edge cost (gateway p50 / direct p50)", f"{via['p50'] / direct['p50']:.2f}x")
+
+        # Payments through the gateway.
+        body = json.dumps({"amount": 50000, "currency": "INR", "method": "upi", "vpa": "success@upi", "order_id": "bench_ref"})
+        for c in (1, 16, 64):
+            r = wrk(f"{api}/payments", c, secs, method="POST", body=body, headers={**AUTH, "Content-Type": "application/json"})
+            add(f"POST /payments via gateway, c={c}", f"{r['rps']:.0f} req/s, p50 {r['p50']:.2f} ms, p99 {r['p99']:.2f} ms"
+                + (f", non-2xx {r['non2xx']}" if r["non2xx"] else ""),
+                f"{r['rps'] / pg_tps:.3f} of pgbench" + (" (goal >= 0.06, p99 <= 100 ms)" if c == 64 else ""))
+        for c in (1, 16, 64):
+            r = wrk(f"{api}/payments/{pay_id}", c, secs, headers=AUTH)
+            add(f"GET /payments/{{id}} via gateway, c={c}", f"{r['rps']:.0f} req/s, p50 {r['p50']:.2f} ms, p99 {r['p99']:.2f} ms",
+                f"{r['rps'] / static[64]['rps']:.3f} of nginx static" + (" (goal >= 3000 req/s)" if c == 64 else ""))
+
+        # Let the queue of benchmark payments drain before the burst.
+        drain_deadline = time.time() + 300
+        conn = psycopg2.connect(db_url)
+        conn.autocommit = True
+        while time.time() < drain_deadline:
+            with conn.cursor() as cur:
+                cur.execute("SELECT count(*) FROM payments.payments WHERE status IN ('pending', 'processing')")
+                left = cur.fetchone()[0]
+            if left == 0:
+                break
+            time.sleep(0.5)
+        add("backlog from the throughput runs drained", f"{left} left after waiting")
+
+        # Burst of payments with a webhook receiver attached.
+        receiver = Receiver()
+        webhooks_ready = requests.put(f"{api}/webhooks/config", json={"webhook_url": receiver.url}, headers=AUTH, timeout=10).status_code == 200
+        orders_body = [{"amount": 10000 + i, "currency": "INR", "method": "upi", "vpa": "success@upi", "order_id": f"burst_{i}"} for i in range(args.burst)]
+        start = time.time()
+        created, last_request = post_many(f"{api}/payments", orders_body)
+        ids = [p["id"] for p in created]
+        done = wait_payments_final(db_url, ids, timeout=120)
+        if done is None:
+            add(f"burst: {args.burst} payments final", "NOT all final within 120 s")
+        else:
+            add(f"burst: {args.burst} payments created", f"{last_request - start:.2f} s ({args.burst / (last_request - start):.0f} req/s)")
+            add(f"burst: all final after the last request", f"{done - last_request:.2f} s", "goal <= 10 s (delay 1 s)")
+            add("burst: completions per second (first request to all final)", f"{args.burst / (done - start):.0f} /s")
+        if webhooks_ready:
+            deadline = time.time() + 60
+            want = set(ids)
+            while time.time() < deadline:
+                with receiver.lock:
+                    got = {e["data"]["payment"]["id"] for _, e in receiver.arrivals.get("payment.success", [])}
+                if want <= got:
+                    break
+                time.sleep(0.1)
+            finals = final_times(db_url, ids)
+            with receiver.lock:
+                arrivals = {e["data"]["payment"]["id"]: t for t, e in receiver.arrivals.get("payment.success", [])}
+            lat = [arrivals[i] - finals[i] for i in ids if i in arrivals]
+            add("webhook: payment.success arrivals during the burst", f"{len(lat)} of {len(ids)}")
+            if lat:
+                add("webhook: final status -> arrival, p50 / p95", f"{pct(lat, .5) * 1000:.0f} ms / {pct(lat, .95) * 1000:.0f} ms", "goal p95 <= 1 s")
+            with receiver.lock:
+                total = receiver.count
+            first_arrival = min(t for events in receiver.arrivals.values() for t, _ in events) if receiver.count else start
+            last_arrival = max(t for events in receiver.arrivals.values() for t, _ in events) if receiver.count else start
+            if last_arrival > first_arrival:
+                add("webhook: deliveries per second during the burst", f"{total / (last_arrival - first_arrival):.0f} /s ({total} deliveries)")
+        else:
+            add("webhooks", "not measured: PUT /webhooks/config failed")
+        receiver.close()
+
+        # Refunds.
+        big = requests.post(f"{api}/payments", json={"amount": 10**12, "currency": "INR", "method": "upi", "vpa": "success@upi", "order_id": "refund_pool"}, headers=AUTH, timeout=10).json()
+        if wait_payments_final(db_url, [big["id"]], 30):
+            r = wrk(f"{api}/payments/{big['id']}/refunds", 16, secs, method="POST", body=json.dumps({"amount": 100, "reason": "bench"}),
+                    headers={**AUTH, "Content-Type": "application/json"})
+            add("POST /payments/{id}/refunds via gateway, c=16", f"{r['rps']:.0f} req/s, p50 {r['p50']:.2f} ms, p99 {r['p99']:.2f} ms"
+                + (f", non-2xx {r['non2xx']}" if r["non2xx"] else ""), f"{r['rps'] / pg_tps:.3f} of pgbench")
+            # Drain, then the burst.
+            deadline = time.time() + 300
+            while time.time() < deadline:
+                with conn.cursor() as cur:
+                    cur.execute("SELECT count(*) FROM refunds.refunds WHERE status = 'pending'")
+                    if cur.fetchone()[0] == 0:
+                        break
+                time.sleep(0.5)
+            start = time.time()
+            refunds, last_request = post_many(f"{api}/payments/{big['id']}/refunds", [{"amount": 100, "reason": f"burst {i}"} for i in range(args.refund_burst)])
+            rids = [x["id"] for x in refunds]
+            deadline = time.time() + 120
+            finished = None
+            while time.time() < deadline:
+                with conn.cursor() as cur:
+                    cur.execute("SELECT count(*) FROM refunds.refunds WHERE id = ANY(%s) AND status = 'processed'", (rids,))
+                    if cur.fetchone()[0] == len(rids):
+                        finished = time.time()
+                        break
+                time.sleep(0.05)
+            if finished:
+                add(f"refund burst: {args.refund_burst} processed after the last request", f"{finished - last_request:.2f} s", "goal <= delay 1 s + 5 s")
+            else:
+                add(f"refund burst: {args.refund_burst}", "NOT all processed within 120 s")
+        conn.close()
+    finally:
+        stack_tool.stop(proc.pid)
+        drop_database(admin_url, db_name)
+
+    write_results(Path(args.results), rows, secs)
+    return 0
+
+
+def write_results(path: Path, rows: list[tuple[str, str, str]], secs: int) -> None:
+    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines() if line.startswith("model name")), platform.processor())
+    mem = int(next(line.split()[1] for line in Path("/proc/meminfo").read_text().splitlines() if line.startswith("MemTotal"))) // 1024 // 1024
+    lines = [
+        "# Benchmark results",
+        "",
+        f"Latest `make bench` run: {datetime.now(UTC).strftime('%Y-%m-%d %H:%M UTC')}, on {os.cpu_count()} cores ({cpu}), {mem} GiB,",
+        f"Python {platform.python_version()}; every figure from the same run, {secs} s per wrk/pgbench measurement,",
+        "load generator (wrk, pgbench) on the same machine. TEST_MODE with a 1 s bank delay.",
+        "",
+        "| measurement | result | vs ceiling / goal |",
+        "|---|---|---|",
+        *[f"| {a} | {b} | {c} |" for a, b, c in rows],
+        "",
+    ]
+    path.write_text("\n".join(lines))
+    print(f"\nwrote {path}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

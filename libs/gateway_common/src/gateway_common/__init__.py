@@ -1,0 +1,1 @@
+"""Shared mechanisms for the gateway services (no tables, no business rules)."""

@@ -1,0 +1,79 @@
+"""Configuration from environment variables with working local defaults."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from urllib.parse import urlsplit, urlunsplit
+
+DEFAULT_DATABASE_URL = "postgresql://postgres@127.0.0.1:5432/payment_gateway"
+DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
+
+
+def env_bool(name: str, default: bool) -> bool:
+    """Read a boolean environment variable ("true", "1", "yes" are true)."""
+    raw = os.environ.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    return raw.strip().lower() in {"1", "true", "yes", "on"}
+
+
+def env_int(name: str, default: int) -> int:
+    """Read an integer environment variable."""
+    raw = os.environ.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    return int(raw)
+
+
+def with_user(url: str, user: str, password: str | None) -> str:
+    """Return the database URL with its user (and password) replaced."""
+    parts = urlsplit(url)
+    host = parts.hostname or "127.0.0.1"
+    if ":" in host:
+        host = f"[{host}]"
+    netloc = user if password is None else f"{user}:{password}"
+    netloc += f"@{host}"
+    if parts.port:
+        netloc += f":{parts.port}"
+    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Settings shared by every service; each service reads its own extras."""
+
+    service: str
+    database_url: str = DEFAULT_DATABASE_URL
+    service_database_url: str = DEFAULT_DATABASE_URL
+    redis_url: str = DEFAULT_REDIS_URL
+    test_mode: bool = True
+    test_processing_delay_ms: int = 1000
+    test_payment_success: bool = True
+    webhook_retry_intervals_test: bool = True
+    gateway_secret: str = "dev-gateway-secret"
+    pubsub_prefix: str = "gw"
+    db_pool_max: int = 8
+    extra: dict = field(default_factory=dict)
+
+    @classmethod
+    def from_env(cls, service: str) -> Settings:
+        """Read the settings of one service from the environment."""
+        database_url = os.environ.get("DATABASE_URL", DEFAULT_DATABASE_URL)
+        role = f"svc_{service}"
+        own_url = os.environ.get(f"{service.upper()}_DATABASE_URL") or with_user(
+            database_url, role, os.environ.get("DB_ROLE_PASSWORD", "gateway_dev")
+        )
+        return cls(
+            service=service,
+            database_url=database_url,
+            service_database_url=own_url,
+            redis_url=os.environ.get("REDIS_URL", DEFAULT_REDIS_URL),
+            test_mode=env_bool("TEST_MODE", True),
+            test_processing_delay_ms=env_int("TEST_PROCESSING_DELAY", 1000),
+            test_payment_success=env_bool("TEST_PAYMENT_SUCCESS", True),
+            webhook_retry_intervals_test=env_bool("WEBHOOK_RETRY_INTERVALS_TEST", True),
+            gateway_secret=os.environ.get("GATEWAY_SECRET", "dev-gateway-secret"),
+            pubsub_prefix=os.environ.get("PUBSUB_PREFIX", "gw"),
+            db_pool_max=env_int("DB_POOL_MAX", 8),
+        )

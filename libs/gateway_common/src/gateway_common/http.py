@@ -1,0 +1,217 @@
+"""Flask app factory: request ids, JSON logs, the one error handler, gateway trust, /health."""
+
+from __future__ import annotations
+
+import hmac
+import logging
+import re
+import time
+import uuid
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+import flask_smorest
+import marshmallow as ma
+import redis
+from flask import Flask, Response, current_app, g, jsonify, request
+from werkzeug.exceptions import HTTPException
+
+from gateway_common.config import Settings
+from gateway_common.db import UNAVAILABLE_ERRORS
+from gateway_common.errors import (
+    ApiError,
+    AuthenticationError,
+    BadRequestError,
+    ServiceUnavailableError,
+    error_body,
+)
+from gateway_common.logs import configure_logging
+
+log = logging.getLogger("gateway.http")
+
+MERCHANT_HEADER = "X-Merchant-Id"
+GATEWAY_SECRET_HEADER = "X-Gateway-Secret"
+_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+
+HTTP_CODES = {
+    400: ("BAD_REQUEST_ERROR", "Bad request"),
+    401: ("AUTHENTICATION_ERROR", "Authentication failed"),
+    404: ("NOT_FOUND_ERROR", "The requested URL was not found"),
+    405: ("BAD_REQUEST_ERROR", "Method not allowed"),
+    413: ("BAD_REQUEST_ERROR", "Request body too large"),
+    415: ("BAD_REQUEST_ERROR", "Content-Type must be application/json"),
+    429: ("RATE_LIMIT_ERROR", "Too many requests"),
+    503: ("SERVICE_UNAVAILABLE", "Service unavailable"),
+}
+
+
+class Api(flask_smorest.Api):
+    """flask-smorest Api whose HTTP errors use the API.md envelope."""
+
+    def handle_http_exception(self, error: HTTPException) -> Any:
+        """Answer every werkzeug/webargs error in the envelope (422 becomes 400)."""
+        return http_error_response(error)
+
+
+def describe_validation(messages: Any, prefix: str = "") -> str:
+    """Turn marshmallow's nested messages into one readable sentence."""
+    if isinstance(messages, dict):
+        # webargs nests by location ("json", "query"); drop that level.
+        if set(messages) <= {"json", "query", "form", "headers", "view_args", "files", "querystring"}:
+            parts = [describe_validation(v) for v in messages.values()]
+            return "; ".join(p for p in parts if p)
+        parts = []
+        for key, value in messages.items():
+            name = f"{prefix}.{key}" if prefix else str(key)
+            if key == "_schema":
+                name = prefix
+            parts.append(describe_validation(value, name))
+        return "; ".join(p for p in parts if p)
+    if isinstance(messages, list):
+        text = " ".join(str(m).rstrip(".") + "." if isinstance(m, str) else describe_validation(m, prefix) for m in messages)
+        if prefix:
+            if "Unknown field" in text:
+                return f"{prefix} is not a valid field"
+            return f"{prefix}: {text}"
+        return text
+    return f"{prefix}: {messages}" if prefix else str(messages)
+
+
+def http_error_response(error: HTTPException) -> Response:
+    """Build the envelope for a werkzeug HTTPException."""
+    status = error.code or 500
+    data = getattr(error, "data", None) or {}
+    if status == 422 or (status == 400 and "messages" in data):
+        description = describe_validation(data.get("messages", {})) or "Invalid request body"
+        if "Invalid JSON body" in description:
+            description = "Request body is not valid JSON"
+        return envelope_response(400, "BAD_REQUEST_ERROR", description)
+    code, default = HTTP_CODES.get(status, ("SERVER_ERROR" if status >= 500 else "BAD_REQUEST_ERROR", error.name))
+    if status >= 500:
+        code, default = ("SERVICE_UNAVAILABLE", "Service unavailable") if status == 503 else ("SERVER_ERROR", "Internal server error")
+    description = default if status >= 500 or status == 404 else (error.description or default)
+    if status == 400 and description.startswith("The browser (or proxy) sent a request"):
+        description = "Request body is not valid JSON"
+    response = envelope_response(status, code, description)
+    if status == 405 and hasattr(error, "valid_methods") and error.valid_methods:
+        response.headers["Allow"] = ", ".join(error.valid_methods)
+    return response
+
+
+def envelope_response(status: int, code: str, description: str, headers: dict[str, str] | None = None) -> Response:
+    """Return a JSON error response in the API.md envelope."""
+    response = jsonify(error_body(code, description))
+    response.status_code = status
+    for key, value in (headers or {}).items():
+        response.headers[key] = value
+    return response
+
+
+def api_error_response(error: ApiError) -> Response:
+    """Return the response for an ApiError."""
+    return envelope_response(error.status, error.code, error.description, error.headers)
+
+
+def _handle_unexpected(error: Exception) -> Response:
+    if isinstance(error, HTTPException):
+        return http_error_response(error)
+    if isinstance(error, UNAVAILABLE_ERRORS) or isinstance(error, redis.exceptions.ConnectionError):
+        log.warning("dependency unavailable: %s", type(error).__name__)
+        return api_error_response(ServiceUnavailableError())
+    if isinstance(error, ma.ValidationError):
+        return envelope_response(400, "BAD_REQUEST_ERROR", describe_validation(error.messages))
+    log.exception("unhandled error")
+    return api_error_response(ApiError())
+
+
+def create_base_app(settings: Settings, *, title: str, version: str = "1.0.0") -> tuple[Flask, Api]:
+    """Create a service app with request ids, JSON logs, error envelope and OpenAPI."""
+    configure_logging(settings.service)
+    app = Flask(settings.service)
+    app.config.update(
+        API_TITLE=title,
+        API_VERSION=version,
+        OPENAPI_VERSION="3.0.3",
+        OPENAPI_URL_PREFIX="/",
+        OPENAPI_JSON_PATH="openapi.json",
+        MAX_CONTENT_LENGTH=1024 * 1024,
+        JSON_SORT_KEYS=False,
+    )
+    app.json.sort_keys = False
+    app.json.compact = True
+    app.extensions["gateway_settings"] = settings
+    api = Api(app)
+
+    app.register_error_handler(ApiError, api_error_response)
+    app.register_error_handler(HTTPException, http_error_response)
+    app.register_error_handler(Exception, _handle_unexpected)
+
+    @app.before_request
+    def _start() -> None:
+        incoming = request.headers.get("X-Request-Id", "")
+        g.request_id = incoming if _REQUEST_ID.match(incoming) else uuid.uuid4().hex
+        g.started = time.perf_counter()
+
+    @app.after_request
+    def _finish(response: Response) -> Response:
+        response.headers["X-Request-Id"] = g.get("request_id", "")
+        if response.status_code >= 500 or current_app.config.get("LOG_REQUESTS"):
+            log.info(
+                "request",
+                extra={
+                    "request_id": g.get("request_id"),
+                    "method": request.method,
+                    "path": request.path,
+                    "status": response.status_code,
+                    "duration_ms": round((time.perf_counter() - g.get("started", time.perf_counter())) * 1000, 2),
+                },
+            )
+        return response
+
+    return app, api
+
+
+def require_gateway() -> None:
+    """Refuse a request that did not come through the gateway (wrong internal secret)."""
+    settings: Settings = current_app.extensions["gateway_settings"]
+    given = request.headers.get(GATEWAY_SECRET_HEADER, "")
+    if not hmac.compare_digest(given.encode(), settings.gateway_secret.encode()):
+        raise AuthenticationError("Request did not come through the gateway")
+
+
+def merchant_id() -> str:
+    """Return the merchant id nginx verified; refuse requests that bypass the gateway."""
+    require_gateway()
+    value = request.headers.get(MERCHANT_HEADER, "")
+    if not value:
+        raise AuthenticationError("Missing or invalid credentials")
+    return value
+
+
+def add_health_route(app: Flask, checks: dict[str, Callable[[], None]]) -> None:
+    """Add ``GET /health`` that runs each check and names the failing ones."""
+
+    @app.get("/health")
+    def health() -> tuple[Response, int]:
+        body: dict[str, Any] = {"status": "healthy"}
+        failed = False
+        for name, check in checks.items():
+            try:
+                check()
+                body[name] = "connected"
+            except Exception:
+                body[name] = "disconnected"
+                failed = True
+        body["timestamp"] = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        if failed:
+            body["status"] = "unhealthy"
+        return jsonify(body), (503 if failed else 200)
+
+
+def parse_json_object() -> dict:
+    """Return the request body as a JSON object or raise a 400."""
+    data = request.get_json(silent=True)
+    if not isinstance(data, dict):
+        raise BadRequestError("Request body must be a JSON object")
+    return data

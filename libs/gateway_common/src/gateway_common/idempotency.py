@@ -1,0 +1,125 @@
+"""Idempotency-Key handling for POSTs that create or change money.
+
+The key row is written in the same transaction as the change it protects, so a
+crash leaves neither. A concurrent duplicate waits on the first request's row lock
+and then replays its committed answer; if the first takes longer than
+``wait_seconds`` the duplicate gets 409. Responses with 401, 429 or 5xx are not kept.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import json
+from collections.abc import Callable
+from typing import Any
+
+import psycopg2.errors
+from flask import Response, make_response, request
+from psycopg2 import sql
+
+from gateway_common.db import Database
+from gateway_common.errors import (
+    ApiError,
+    BadRequestError,
+    IdempotencyKeyInUseError,
+    IdempotencyKeyMismatchError,
+)
+from gateway_common.http import api_error_response
+
+HEADER = "Idempotency-Key"
+REPLAYED_HEADER = "Idempotent-Replayed"
+TTL = "24 hours"
+
+
+class _Unstored(Exception):
+    """Carries a response that must not be remembered out of the transaction."""
+
+    def __init__(self, response: Response) -> None:
+        self.response = response
+
+
+def fingerprint(method: str, path: str, body: bytes) -> str:
+    """Hash a request so a reused key with a different request is detected."""
+    try:
+        canonical = json.dumps(json.loads(body or b"null"), sort_keys=True, separators=(",", ":")).encode()
+    except ValueError:
+        canonical = body
+    return hashlib.sha256(method.encode() + b" " + path.encode() + b"\n" + canonical).hexdigest()
+
+
+def _cacheable(status: int) -> bool:
+    return status < 500 and status not in (401, 429)
+
+
+def idempotent(db: Database, schema: str, scope: Callable[[], str], wait_seconds: int = 5) -> Callable:
+    """Decorate a Flask view so an ``Idempotency-Key`` makes it run once."""
+    table = sql.Identifier(schema, "idempotency_keys")
+
+    def decorator(view: Callable[..., Any]) -> Callable[..., Any]:
+        @functools.wraps(view)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            key = request.headers.get(HEADER)
+            if key is None:
+                return view(*args, **kwargs)
+            if not 1 <= len(key) <= 255 or not key.isprintable():
+                raise BadRequestError("Idempotency-Key must be 1-255 printable characters")
+            owner = scope()
+            digest = fingerprint(request.method, request.path, request.get_data(cache=True))
+            try:
+                with db.transaction() as tx:
+                    cur = tx.cursor
+                    cur.execute("SELECT set_config('lock_timeout', %s, true)", (f"{wait_seconds}s",))
+                    try:
+                        cur.execute(
+                            sql.SQL(
+                                "INSERT INTO {} AS k (scope, key, fingerprint, expires_at) "
+                                "VALUES (%s, %s, %s, now() + interval '24 hours') "
+                                "ON CONFLICT (scope, key) DO UPDATE SET fingerprint = EXCLUDED.fingerprint, "
+                                "response_status = NULL, response_body = NULL, created_at = now(), "
+                                "expires_at = EXCLUDED.expires_at WHERE k.expires_at < now() "
+                                "RETURNING key"
+                            ).format(table),
+                            (owner, key, digest),
+                        )
+                    except psycopg2.errors.LockNotAvailable as exc:
+                        raise IdempotencyKeyInUseError() from exc
+                    if cur.fetchone() is None:
+                        cur.execute(
+                            sql.SQL(
+                                "SELECT fingerprint, response_status, response_body FROM {} "
+                                "WHERE scope = %s AND key = %s"
+                            ).format(table),
+                            (owner, key),
+                        )
+                        row = cur.fetchone()
+                        if row is None or row["response_status"] is None:
+                            raise IdempotencyKeyInUseError()
+                        if row["fingerprint"] != digest:
+                            raise IdempotencyKeyMismatchError()
+                        replay = Response(
+                            bytes(row["response_body"]), status=row["response_status"], mimetype="application/json"
+                        )
+                        replay.headers[REPLAYED_HEADER] = "true"
+                        return replay
+                    cur.execute("SELECT set_config('lock_timeout', '0', true)")
+                    try:
+                        with db.savepoint("idempotent_view"):
+                            response = make_response(view(*args, **kwargs))
+                    except ApiError as error:
+                        response = api_error_response(error)
+                    if not _cacheable(response.status_code):
+                        raise _Unstored(response)
+                    cur.execute(
+                        sql.SQL("UPDATE {} SET response_status = %s, response_body = %s WHERE scope = %s AND key = %s").format(
+                            table
+                        ),
+                        (response.status_code, response.get_data(), owner, key),
+                    )
+                    return response
+            except _Unstored as unstored:
+                return unstored.response
+
+        return wrapper
+
+    return decorator

@@ -1,0 +1,83 @@
+"""Celery app factory, worker heartbeats and loops that run inside a worker."""
+
+from __future__ import annotations
+
+import json
+import socket
+import time
+from collections.abc import Callable
+
+import redis
+from celery import Celery, bootsteps
+
+from gateway_common.config import Settings
+from gateway_common.logs import configure_logging
+from gateway_common.loops import Loop, LoopRunner
+
+HEARTBEAT_TTL = 15
+
+
+def make_celery(settings: Settings, name: str) -> Celery:
+    """Create a Celery app on the Redis broker with at-least-once settings."""
+    app = Celery(name, broker=settings.redis_url)
+    app.conf.update(
+        task_serializer="json",
+        accept_content=["json"],
+        task_acks_late=True,
+        task_reject_on_worker_lost=True,
+        task_ignore_result=True,
+        worker_prefetch_multiplier=4,
+        worker_hijack_root_logger=False,
+        broker_connection_retry_on_startup=True,
+        broker_transport_options={"visibility_timeout": 300},
+        broker_pool_limit=10,
+    )
+    return app
+
+
+def heartbeat_key(prefix: str, worker: str, host: str) -> str:
+    """Return the Redis key a worker refreshes while it is alive."""
+    return f"{prefix}:heartbeat:{worker}:{host}"
+
+
+def heartbeat_loop(client: redis.Redis, prefix: str, worker: str) -> Loop:
+    """Return a loop that refreshes this worker's heartbeat every few seconds."""
+    host = f"{socket.gethostname()}:{__import__('os').getpid()}"
+
+    def beat() -> int:
+        client.set(heartbeat_key(prefix, worker, host), json.dumps({"at": time.time()}), ex=HEARTBEAT_TTL)
+        return 0
+
+    return Loop(name=f"{worker}-heartbeat", step=beat, interval=HEARTBEAT_TTL / 3)
+
+
+def alive_workers(client: redis.Redis, prefix: str, worker: str | None = None) -> dict[str, int]:
+    """Count live workers by name from their heartbeats."""
+    pattern = f"{prefix}:heartbeat:{worker or '*'}:*"
+    counts: dict[str, int] = {}
+    for key in client.scan_iter(match=pattern, count=100):
+        name = key.decode().split(":")[-3] if isinstance(key, bytes) else key.split(":")[-3]
+        counts[name] = counts.get(name, 0) + 1
+    return counts
+
+
+def run_loops_in_worker(celery_app: Celery, service: str, make_loops: Callable[[], list[Loop]]) -> None:
+    """Start ``make_loops()`` in threads when a worker of this app starts."""
+
+    class BackgroundLoops(bootsteps.StartStopStep):
+        requires = {"celery.worker.components:Pool"}
+
+        def __init__(self, worker: object, **kwargs: object) -> None:
+            super().__init__(worker, **kwargs)
+            self.runner: LoopRunner | None = None
+
+        def start(self, worker: object) -> None:
+            configure_logging(service)
+            self.runner = LoopRunner(make_loops())
+            self.runner.start()
+
+        def stop(self, worker: object) -> None:
+            if self.runner is not None:
+                self.runner.stop()
+
+    celery_app.steps["worker"].add(BackgroundLoops)

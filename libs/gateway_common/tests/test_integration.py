@@ -1,0 +1,147 @@
+"""Integration tests of the shared library on real PostgreSQL and Redis."""
+
+from __future__ import annotations
+
+import threading
+
+import psycopg2
+import pytest
+import redis
+from flask import jsonify
+from gateway_common.config import Settings
+from gateway_common.db import Database
+from gateway_common.errors import BadRequestError, ServiceUnavailableError
+from gateway_common.events import Outbox, Relay, Route
+from gateway_common.http import create_base_app
+from gateway_common.idempotency import idempotent
+from gateway_common.workers import make_celery
+
+
+@pytest.fixture(scope="module")
+def scratch(database_url):
+    """A scratch schema with an outbox, idempotency keys and a counter table."""
+    conn = psycopg2.connect(database_url)
+    conn.autocommit = True
+    with conn.cursor() as cur:
+        cur.execute(
+            """
+            CREATE SCHEMA scratch;
+            CREATE TABLE scratch.outbox (seq BIGSERIAL PRIMARY KEY, event_id TEXT NOT NULL UNIQUE,
+                event_type TEXT NOT NULL, merchant_id UUID NOT NULL, payload JSONB NOT NULL,
+                created_at TIMESTAMPTZ NOT NULL DEFAULT now(), published_at TIMESTAMPTZ);
+            CREATE TABLE scratch.idempotency_keys (scope TEXT NOT NULL, key TEXT NOT NULL,
+                fingerprint TEXT NOT NULL, response_status INT, response_body BYTEA,
+                created_at TIMESTAMPTZ NOT NULL DEFAULT now(), expires_at TIMESTAMPTZ NOT NULL,
+                PRIMARY KEY (scope, key));
+            CREATE TABLE scratch.things (id SERIAL PRIMARY KEY, name TEXT NOT NULL);
+            """
+        )
+    conn.close()
+    db = Database(database_url, maxconn=20)
+    yield db
+    db.close()
+
+
+def test_transaction_commits_rolls_back_and_runs_after_commit_hooks(scratch):
+    ran = []
+    with scratch.transaction() as tx:
+        tx.cursor.execute("INSERT INTO scratch.things (name) VALUES ('kept')")
+        tx.on_commit(lambda: ran.append("committed"))
+    with pytest.raises(RuntimeError), scratch.transaction() as tx:
+        tx.cursor.execute("INSERT INTO scratch.things (name) VALUES ('lost')")
+        tx.on_commit(lambda: ran.append("never"))
+        raise RuntimeError("boom")
+    with scratch.transaction() as tx:
+        tx.cursor.execute("SELECT name FROM scratch.things")
+        names = [r["name"] for r in tx.cursor.fetchall()]
+    assert names == ["kept"]
+    assert ran == ["committed"]
+
+
+def test_unreachable_database_is_service_unavailable():
+    db = Database("postgresql://postgres@127.0.0.1:1/none", maxconn=1)
+    with pytest.raises(ServiceUnavailableError):
+        db.ping()
+
+
+def test_relay_publishes_committed_events_once_to_celery_and_pubsub(scratch, redis_url):
+    settings = Settings(service="scratch", redis_url=redis_url)
+    celery_app = make_celery(settings, "scratch")
+    client = redis.Redis.from_url(redis_url)
+    client.delete("scratch-queue")
+    pubsub = client.pubsub()
+    merchant = "550e8400-e29b-41d4-a716-446655440000"
+    pubsub.subscribe(f"unit:events:{merchant}")
+    pubsub.get_message(timeout=1)
+    outbox = Outbox("scratch")
+    with scratch.transaction() as tx:
+        first = outbox.add(tx, "payment.created", merchant, {"payment": {"id": "pay_1"}})
+        outbox.add(tx, "refund.created", merchant, {"refund": {"id": "rfnd_1"}})
+    with pytest.raises(RuntimeError), scratch.transaction() as tx:
+        outbox.add(tx, "payment.failed", merchant, {})
+        raise RuntimeError("rolled back: never published")
+    relay = Relay(scratch, "scratch", [Route("payment.*", "scratch.handle", "scratch-queue")], celery_app, client, "unit")
+    assert relay.run_once() == 2
+    assert relay.run_once() == 0
+    assert client.llen("scratch-queue") == 1  # one task carrying the one matching event
+    messages = []
+    for _ in range(10):
+        message = pubsub.get_message(timeout=1)
+        if message and message["type"] == "message":
+            messages.append(message["data"])
+        if len(messages) == 2:
+            break
+    assert len(messages) == 2
+    assert first["id"].encode() in messages[0]
+    assert set(first) == {"id", "event", "timestamp", "merchant_id", "data"}
+
+
+def test_idempotent_view_runs_once_under_concurrency_and_replays_bytes(scratch):
+    settings = Settings(service="scratch")
+    app, _ = create_base_app(settings, title="scratch")
+    calls = []
+
+    @app.post("/things")
+    @idempotent(scratch, "scratch", scope=lambda: "merchant-1")
+    def create_thing():
+        from flask import request
+
+        body = request.get_json()
+        if body.get("name") == "bad":
+            raise BadRequestError("name is bad")
+        with scratch.transaction() as tx:
+            tx.cursor.execute("INSERT INTO scratch.things (name) VALUES (%s) RETURNING id", (body["name"],))
+            new_id = tx.cursor.fetchone()["id"]
+            tx.cursor.execute("SELECT pg_sleep(0.2)")
+        calls.append(new_id)
+        response = jsonify({"id": new_id, "name": body["name"]})
+        response.status_code = 201
+        return response
+
+    results = []
+
+    def post() -> None:
+        with app.test_client() as client:
+            r = client.post("/things", json={"name": "once"}, headers={"Idempotency-Key": "k-1"})
+            results.append((r.status_code, r.get_data(), r.headers.get("Idempotent-Replayed")))
+
+    threads = [threading.Thread(target=post) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(calls) == 1
+    assert {status for status, _, _ in results} == {201}
+    assert len({body for _, body, _ in results}) == 1
+    assert sorted(r for _, _, r in results if r) == ["true"] * 7
+
+    client = app.test_client()
+    mismatch = client.post("/things", json={"name": "other"}, headers={"Idempotency-Key": "k-1"})
+    assert mismatch.status_code == 422 and mismatch.json["error"]["code"] == "IDEMPOTENCY_KEY_MISMATCH"
+    bad = client.post("/things", json={"name": "bad"}, headers={"Idempotency-Key": "k-2"})
+    assert bad.status_code == 400
+    again = client.post("/things", json={"name": "bad"}, headers={"Idempotency-Key": "k-2"})
+    assert again.status_code == 400 and again.headers["Idempotent-Replayed"] == "true"
+    assert again.get_data() == bad.get_data()
+    too_long = client.post("/things", json={"name": "x"}, headers={"Idempotency-Key": "k" * 256})
+    assert too_long.status_code == 400

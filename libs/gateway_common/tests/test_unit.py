@@ -1,0 +1,128 @@
+"""Unit tests of the shared library: no I/O."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+from flask import Flask
+from gateway_common import errors, ids, money, signing
+from gateway_common.config import Settings, with_user
+from gateway_common.http import create_base_app, describe_validation
+from gateway_common.idempotency import fingerprint
+from gateway_common.schemas import RequestSchema, StrictInteger, amount_field
+from marshmallow import ValidationError
+
+
+def test_new_id_has_prefix_and_sixteen_alphanumerics():
+    values = {ids.new_id("pay_") for _ in range(1000)}
+    assert len(values) == 1000
+    for value in values:
+        assert ids.is_id(value, "pay_")
+    assert not ids.is_id("pay_short", "pay_")
+    assert not ids.is_id("order_" + "a" * 16, "pay_")
+
+
+def test_format_amount_in_rupees():
+    assert money.format_amount(50000) == "₹500.00"
+    assert money.format_amount(100, "INR") == "₹1.00"
+    assert money.format_amount(123456789, "INR") == "₹1,234,567.89"
+    assert money.format_amount(500, "JPY") == "¥500"
+    assert money.is_currency("INR") and not money.is_currency("XYZ")
+
+
+def test_signatures_verify_and_reject_tampering_and_stale_timestamps():
+    body = b'{"id":"evt_1","event":"payment.success"}'
+    sig = signing.sign("whsec_test_abc123", body)
+    assert len(sig) == 64
+    assert signing.verify("whsec_test_abc123", body, sig)
+    assert not signing.verify("whsec_other", body, sig)
+    assert not signing.verify("whsec_test_abc123", body + b" ", sig)
+    now = int(time.time())
+    header = signing.sign_v2("whsec_test_abc123", now, body)
+    assert header.startswith(f"t={now},v1=")
+    assert signing.verify_v2("whsec_test_abc123", body, header)
+    assert not signing.verify_v2("whsec_test_abc123", body, header, now=now + 301)
+    assert not signing.verify_v2("whsec_test_abc123", body, "garbage")
+
+
+def test_error_envelope_shape():
+    err = errors.NotFoundError("Payment not found")
+    assert err.status == 404
+    assert err.body() == {"error": {"code": "NOT_FOUND_ERROR", "description": "Payment not found"}}
+    assert errors.IdempotencyKeyMismatchError().status == 422
+    assert errors.IdempotencyKeyInUseError().status == 409
+    assert errors.ServiceUnavailableError().code == "SERVICE_UNAVAILABLE"
+
+
+def test_strict_integer_refuses_strings_floats_and_booleans():
+    class Body(RequestSchema):
+        amount = amount_field(100)
+        count = StrictInteger()
+
+    assert Body().load({"amount": 100}) == {"amount": 100}
+    for bad in ("100", 100.5, True, 99, -5, 2**63):
+        with pytest.raises(ValidationError):
+            Body().load({"amount": bad})
+    with pytest.raises(ValidationError) as info:
+        Body().load({"amount": 100, "extra": 1})
+    assert "extra" in describe_validation(info.value.messages)
+
+
+def test_describe_validation_is_readable():
+    text = describe_validation({"json": {"amount": ["Not a valid integer."], "card": {"number": ["Missing data for required field."]}}})
+    assert text == "amount: Not a valid integer.; card.number: Missing data for required field."
+
+
+def test_fingerprint_ignores_json_key_order_but_not_values():
+    a = fingerprint("POST", "/api/v1/payments", b'{"a": 1, "b": 2}')
+    assert a == fingerprint("POST", "/api/v1/payments", b'{"b":2,"a":1}')
+    assert a != fingerprint("POST", "/api/v1/payments", b'{"a": 1, "b": 3}')
+    assert a != fingerprint("POST", "/api/v1/orders", b'{"a": 1, "b": 2}')
+
+
+def test_with_user_replaces_credentials():
+    assert with_user("postgresql://postgres@127.0.0.1:5432/db", "svc_payments", "pw") == "postgresql://svc_payments:pw@127.0.0.1:5432/db"
+
+
+def _app() -> Flask:
+    app, _ = create_base_app(Settings(service="unit"), title="unit")
+
+    @app.get("/boom")
+    def boom():
+        raise RuntimeError("secret internals")
+
+    @app.get("/missing")
+    def missing():
+        raise errors.NotFoundError("Order not found")
+
+    @app.post("/echo")
+    def echo():
+        from gateway_common.http import parse_json_object
+
+        return parse_json_object()
+
+    return app
+
+
+def test_app_answers_every_error_in_the_envelope():
+    client = _app().test_client()
+    boom = client.get("/boom")
+    assert boom.status_code == 500
+    assert boom.json == {"error": {"code": "SERVER_ERROR", "description": "Internal server error"}}
+    assert "secret internals" not in boom.get_data(as_text=True)
+    assert client.get("/missing").json["error"] == {"code": "NOT_FOUND_ERROR", "description": "Order not found"}
+    assert client.get("/nope").json["error"]["code"] == "NOT_FOUND_ERROR"
+    method = client.delete("/missing")
+    assert method.status_code == 405 and method.json["error"]["code"] == "BAD_REQUEST_ERROR"
+    bad_json = client.post("/echo", data="{oops", content_type="application/json")
+    assert bad_json.status_code == 400 and bad_json.json["error"]["code"] == "BAD_REQUEST_ERROR"
+    too_big = client.post("/echo", data=b"x" * (1024 * 1024 + 1), content_type="application/json")
+    assert too_big.status_code == 413 and too_big.json["error"]["code"] == "BAD_REQUEST_ERROR"
+
+
+def test_request_id_is_echoed_when_well_formed_and_generated_otherwise():
+    client = _app().test_client()
+    assert client.get("/missing", headers={"X-Request-Id": "abc-123"}).headers["X-Request-Id"] == "abc-123"
+    generated = client.get("/missing", headers={"X-Request-Id": "bad id with spaces"}).headers["X-Request-Id"]
+    assert generated != "bad id with spaces" and len(generated) == 32

@@ -1,0 +1,104 @@
+"""HTTP routes of the auth service (thin: parse, call service, dump)."""
+
+from __future__ import annotations
+
+from flask import Response, current_app, request
+from flask.views import MethodView
+from flask_smorest import Blueprint
+from gateway_common.errors import AuthenticationError, NotFoundError
+from gateway_common.http import MERCHANT_HEADER, merchant_id, require_gateway
+from gateway_common.schemas import ErrorEnvelopeSchema
+from gateway_common.timeutil import iso
+
+from auth import models, service
+from auth.schemas import LoginRequest, LoginResponse, LogoutResponse, MerchantProfile, RotatedKeys, TestMerchant
+
+blp = Blueprint("auth", __name__, url_prefix="/api/v1", description="Dashboard sessions, merchant profile, API keys")
+internal = Blueprint("internal", __name__, url_prefix="/internal", description="Called by nginx auth_request only")
+
+
+def _db():  # noqa: ANN202
+    return current_app.extensions["db"]
+
+
+def bearer_token() -> str:
+    """Return the bearer token of the request, or an empty string."""
+    header = request.headers.get("Authorization", "")
+    scheme, _, token = header.partition(" ")
+    return token.strip() if scheme.lower() == "bearer" else ""
+
+
+@internal.route("/verify", methods=["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"])
+@internal.doc(hide=True)
+def verify() -> Response:
+    """Verify API key and secret, or a session token, for nginx."""
+    require_gateway()
+    api_key = request.headers.get("X-Api-Key", "")
+    api_secret = request.headers.get("X-Api-Secret", "")
+    token = bearer_token()
+    if api_key or api_secret:
+        merchant = service.verify_api_key(_db(), api_key, api_secret)
+    elif token:
+        merchant = service.verify_session(_db(), token)
+    else:
+        raise AuthenticationError("Missing credentials: send X-Api-Key and X-Api-Secret")
+    response = Response(status=200)
+    response.headers[MERCHANT_HEADER] = merchant
+    return response
+
+
+@blp.route("/auth/login")
+class Login(MethodView):
+    @blp.arguments(LoginRequest)
+    @blp.response(200, LoginResponse)
+    @blp.alt_response(401, schema=ErrorEnvelopeSchema, description="Wrong email or password")
+    def post(self, body: dict) -> dict:
+        """Log in to the dashboard with email and password."""
+        session = service.login(_db(), body["email"], body["password"])
+        return {
+            "token": session.token,
+            "merchant": {"id": session.merchant.id, "name": session.merchant.name, "email": session.merchant.email},
+            "expires_at": iso(session.expires_at),
+        }
+
+
+@blp.route("/auth/logout")
+class Logout(MethodView):
+    @blp.response(200, LogoutResponse)
+    def post(self) -> dict:
+        """Revoke the bearer session token of this request."""
+        merchant_id()
+        token = bearer_token()
+        if token:
+            service.logout(_db(), token)
+        return {"message": "Logged out"}
+
+
+@blp.route("/merchant")
+class Profile(MethodView):
+    @blp.response(200, MerchantProfile)
+    def get(self) -> dict:
+        """Return the calling merchant with its API key (the secret only as a hint)."""
+        merchant, api_key, hint = service.get_merchant(_db(), merchant_id())
+        return {"id": merchant.id, "name": merchant.name, "email": merchant.email, "api_key": api_key, "api_secret_hint": hint}
+
+
+@blp.route("/merchant/rotate-keys")
+class RotateKeys(MethodView):
+    @blp.response(200, RotatedKeys)
+    def post(self) -> dict:
+        """Revoke the merchant's API keys and issue new ones (the secret is shown once)."""
+        api_key, api_secret = service.rotate_api_key(_db(), merchant_id())
+        return {"api_key": api_key, "api_secret": api_secret}
+
+
+@blp.route("/test/merchant")
+class TestMerchantView(MethodView):
+    @blp.response(200, TestMerchant)
+    def get(self) -> dict:
+        """Return the seeded test merchant."""
+        try:
+            merchant, _, _ = service.get_merchant(_db(), models.TEST_MERCHANT_ID)
+        except AuthenticationError as exc:
+            raise NotFoundError("Test merchant is not seeded; run make migrate") from exc
+        return {"id": merchant.id, "email": merchant.email, "api_key": models.TEST_API_KEY, "seeded": True}

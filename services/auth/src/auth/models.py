@@ -1,0 +1,36 @@
+"""Auth domain objects."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+TEST_MERCHANT_ID = "550e8400-e29b-41d4-a716-446655440000"
+TEST_MERCHANT_NAME = "Test Merchant"
+TEST_MERCHANT_EMAIL = "test@example.com"
+TEST_MERCHANT_PASSWORD = "password123"  # noqa: S105 - the documented test credential
+TEST_API_KEY = "key_test_abc123"
+TEST_API_SECRET = "secret_test_xyz789"  # noqa: S105 - the documented test credential
+
+
+@dataclass(frozen=True)
+class Merchant:
+    id: str
+    name: str
+    email: str
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class ApiKey:
+    api_key: str
+    merchant_id: str
+    secret_hash: str
+    secret_hint: str
+
+
+@dataclass(frozen=True)
+class Session:
+    merchant: Merchant
+    token: str
+    expires_at: datetime

@@ -1,0 +1,113 @@
+"""SQL for the auth schema; returns dataclasses."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from gateway_common.db import Transaction
+
+from auth.models import ApiKey, Merchant
+
+_MERCHANT_COLUMNS = "id::text AS id, name, email, created_at"
+
+
+def _merchant(row: dict | None) -> Merchant | None:
+    return Merchant(**row) if row else None
+
+
+def get_merchant(tx: Transaction, merchant_id: str) -> Merchant | None:
+    """Load a merchant by id."""
+    tx.cursor.execute(f"SELECT {_MERCHANT_COLUMNS} FROM auth.merchants WHERE id = %s", (merchant_id,))  # noqa: S608
+    return _merchant(tx.cursor.fetchone())
+
+
+def get_merchant_login(tx: Transaction, email: str) -> tuple[Merchant, str] | None:
+    """Load a merchant and its password hash by email."""
+    tx.cursor.execute(
+        f"SELECT {_MERCHANT_COLUMNS}, password_hash FROM auth.merchants WHERE lower(email) = lower(%s)",  # noqa: S608
+        (email,),
+    )
+    row = tx.cursor.fetchone()
+    if row is None:
+        return None
+    password_hash = row.pop("password_hash")
+    return Merchant(**row), password_hash
+
+
+def upsert_merchant(tx: Transaction, merchant_id: str, name: str, email: str, password_hash: str | None) -> bool:
+    """Insert a merchant unless it exists; return whether it was inserted."""
+    tx.cursor.execute(
+        "INSERT INTO auth.merchants (id, name, email, password_hash) VALUES (%s, %s, %s, %s) "
+        "ON CONFLICT (id) DO NOTHING RETURNING id",
+        (merchant_id, name, email, password_hash),
+    )
+    return tx.cursor.fetchone() is not None
+
+
+def email_taken(tx: Transaction, email: str) -> bool:
+    """Tell whether a merchant already uses this email."""
+    tx.cursor.execute("SELECT 1 FROM auth.merchants WHERE lower(email) = lower(%s)", (email,))
+    return tx.cursor.fetchone() is not None
+
+
+def get_api_key(tx: Transaction, api_key: str) -> ApiKey | None:
+    """Load an active API key."""
+    tx.cursor.execute(
+        "SELECT api_key, merchant_id::text AS merchant_id, secret_hash, secret_hint FROM auth.api_keys "
+        "WHERE api_key = %s AND revoked_at IS NULL",
+        (api_key,),
+    )
+    row = tx.cursor.fetchone()
+    return ApiKey(**row) if row else None
+
+
+def active_key_for_merchant(tx: Transaction, merchant_id: str) -> ApiKey | None:
+    """Return the merchant's newest active API key."""
+    tx.cursor.execute(
+        "SELECT api_key, merchant_id::text AS merchant_id, secret_hash, secret_hint FROM auth.api_keys "
+        "WHERE merchant_id = %s AND revoked_at IS NULL ORDER BY created_at DESC LIMIT 1",
+        (merchant_id,),
+    )
+    row = tx.cursor.fetchone()
+    return ApiKey(**row) if row else None
+
+
+def insert_api_key(tx: Transaction, api_key: str, merchant_id: str, secret_hash: str, secret_hint: str) -> bool:
+    """Insert an API key unless it exists; return whether it was inserted."""
+    tx.cursor.execute(
+        "INSERT INTO auth.api_keys (api_key, merchant_id, secret_hash, secret_hint) VALUES (%s, %s, %s, %s) "
+        "ON CONFLICT (api_key) DO NOTHING RETURNING api_key",
+        (api_key, merchant_id, secret_hash, secret_hint),
+    )
+    return tx.cursor.fetchone() is not None
+
+
+def revoke_api_keys(tx: Transaction, merchant_id: str) -> None:
+    """Revoke every active API key of a merchant."""
+    tx.cursor.execute(
+        "UPDATE auth.api_keys SET revoked_at = now() WHERE merchant_id = %s AND revoked_at IS NULL", (merchant_id,)
+    )
+
+
+def insert_session(tx: Transaction, token_hash: str, merchant_id: str, expires_at: datetime) -> None:
+    """Store a dashboard session by the hash of its token."""
+    tx.cursor.execute(
+        "INSERT INTO auth.sessions (token_hash, merchant_id, expires_at) VALUES (%s, %s, %s)",
+        (token_hash, merchant_id, expires_at),
+    )
+
+
+def session_merchant(tx: Transaction, token_hash: str) -> str | None:
+    """Return the merchant of a live session token hash."""
+    tx.cursor.execute(
+        "SELECT merchant_id::text AS merchant_id FROM auth.sessions "
+        "WHERE token_hash = %s AND revoked_at IS NULL AND expires_at > now()",
+        (token_hash,),
+    )
+    row = tx.cursor.fetchone()
+    return row["merchant_id"] if row else None
+
+
+def revoke_session(tx: Transaction, token_hash: str) -> None:
+    """Revoke a session."""
+    tx.cursor.execute("UPDATE auth.sessions SET revoked_at = now() WHERE token_hash = %s", (token_hash,))

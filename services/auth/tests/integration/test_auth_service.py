@@ -1,0 +1,106 @@
+"""The auth service on a real PostgreSQL database, through its Flask app."""
+
+from __future__ import annotations
+
+import psycopg2
+import pytest
+from auth import create_app, service
+from auth.models import TEST_API_KEY, TEST_API_SECRET, TEST_MERCHANT_ID
+from gateway_common.config import Settings
+from gateway_common.db import Database
+from gateway_common.errors import AuthenticationError, BadRequestError
+
+GATEWAY = {"X-Gateway-Secret": "test-gateway-secret"}
+
+
+@pytest.fixture(scope="module")
+def app(service_env):
+    app = create_app(Settings.from_env("auth"))
+    service.seed_test_merchant(app.extensions["db"])
+    return app
+
+
+@pytest.fixture(scope="module")
+def db(app) -> Database:
+    return app.extensions["db"]
+
+
+def test_seed_is_idempotent_and_stores_only_hashes(app, db, database_url):
+    assert service.seed_test_merchant(db) is False
+    conn = psycopg2.connect(database_url)
+    with conn.cursor() as cur:
+        cur.execute("SELECT password_hash FROM auth.merchants WHERE id = %s", (TEST_MERCHANT_ID,))
+        (password_hash,) = cur.fetchone()
+        cur.execute("SELECT secret_hash FROM auth.api_keys WHERE api_key = %s", (TEST_API_KEY,))
+        (secret_hash,) = cur.fetchone()
+        cur.execute("SELECT count(*) FROM auth.merchants WHERE id = %s", (TEST_MERCHANT_ID,))
+        (count,) = cur.fetchone()
+    conn.close()
+    assert count == 1
+    assert "password123" not in password_hash
+    assert TEST_API_SECRET not in secret_hash
+
+
+def test_verify_accepts_the_key_and_secret_and_names_the_merchant(app):
+    client = app.test_client()
+    ok = client.get("/internal/verify", headers={**GATEWAY, "X-Api-Key": TEST_API_KEY, "X-Api-Secret": TEST_API_SECRET})
+    assert ok.status_code == 200
+    assert ok.headers["X-Merchant-Id"] == TEST_MERCHANT_ID
+    for headers in (
+        {"X-Api-Key": TEST_API_KEY, "X-Api-Secret": "wrong"},
+        {"X-Api-Key": "key_unknown", "X-Api-Secret": TEST_API_SECRET},
+        {"X-Api-Key": TEST_API_KEY},
+        {},
+        {"Authorization": "Bearer sess_not_a_token"},
+    ):
+        denied = client.get("/internal/verify", headers={**GATEWAY, **headers})
+        assert denied.status_code == 401
+        assert denied.json["error"]["code"] == "AUTHENTICATION_ERROR"
+        assert "X-Merchant-Id" not in denied.headers
+
+
+def test_verify_refuses_callers_without_the_gateway_secret(app):
+    client = app.test_client()
+    response = client.get("/internal/verify", headers={"X-Api-Key": TEST_API_KEY, "X-Api-Secret": TEST_API_SECRET})
+    assert response.status_code == 401
+
+
+def test_login_session_verify_and_logout(app):
+    client = app.test_client()
+    login = client.post("/api/v1/auth/login", json={"email": "TEST@example.com", "password": "password123"})
+    assert login.status_code == 200
+    token = login.json["token"]
+    verified = client.get("/internal/verify", headers={**GATEWAY, "Authorization": f"Bearer {token}"})
+    assert verified.headers["X-Merchant-Id"] == TEST_MERCHANT_ID
+    logout = client.post(
+        "/api/v1/auth/logout", headers={**GATEWAY, "X-Merchant-Id": TEST_MERCHANT_ID, "Authorization": f"Bearer {token}"}
+    )
+    assert logout.status_code == 200
+    assert client.get("/internal/verify", headers={**GATEWAY, "Authorization": f"Bearer {token}"}).status_code == 401
+
+
+def test_wrong_email_and_wrong_password_answer_alike(app):
+    client = app.test_client()
+    a = client.post("/api/v1/auth/login", json={"email": "test@example.com", "password": "nope"})
+    b = client.post("/api/v1/auth/login", json={"email": "ghost@example.com", "password": "password123"})
+    assert a.status_code == b.status_code == 401
+    assert a.json == b.json
+
+
+def test_created_merchants_are_isolated_and_keys_rotate(app, db):
+    created = service.create_merchant(db, "Second", "second@example.com", "longpassword")
+    assert created["api_secret"].startswith("secret_")
+    with pytest.raises(BadRequestError):
+        service.create_merchant(db, "Dup", "second@example.com", "longpassword")
+    assert service.verify_api_key(db, created["api_key"], created["api_secret"]) == created["id"]
+    with pytest.raises(AuthenticationError):
+        service.verify_api_key(db, created["api_key"], TEST_API_SECRET)
+    new_key, new_secret = service.rotate_api_key(db, created["id"])
+    with pytest.raises(AuthenticationError):
+        service.verify_api_key(db, created["api_key"], created["api_secret"])
+    assert service.verify_api_key(db, new_key, new_secret) == created["id"]
+    client = app.test_client()
+    profile = client.get("/api/v1/merchant", headers={**GATEWAY, "X-Merchant-Id": created["id"]})
+    assert profile.json["api_key"] == new_key
+    assert new_secret not in profile.get_data(as_text=True)
+    assert profile.json["api_secret_hint"].endswith(new_secret[-4:])

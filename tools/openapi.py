@@ -1,0 +1,141 @@
+"""Merge every service's OpenAPI document into the gateway's public spec.
+
+    python -m tools.openapi [OUT]     write the merged spec (default gateway-nginx/openapi.json)
+    python -m tools.openapi --check   fail if the committed spec is out of date
+
+Each service generates its document from the marshmallow schemas that serve it
+(flask-smorest); the gateway serves the merged one at /api/v1/openapi.json.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import os
+import re
+import sys
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+SERVICES = ["auth", "payments", "refunds", "webhooks"]
+DEFAULT_OUT = ROOT / "gateway-nginx" / "openapi.json"
+# Routes of API.md that need no credentials.
+PUBLIC = [
+    ("post", re.compile(r"^/api/v1/payments/public$")),
+    ("get", re.compile(r"^/api/v1/payments/\{[^}]+\}/public$")),
+    ("get", re.compile(r"^/api/v1/orders/\{[^}]+\}/public$")),
+    ("get", re.compile(r"^/api/v1/test/")),
+    ("post", re.compile(r"^/api/v1/auth/login$")),
+]
+ERROR_REF = {"$ref": "#/components/schemas/Error"}
+
+
+def service_spec(name: str) -> dict:
+    """Return one service's OpenAPI document, built from its app."""
+    module = importlib.import_module(name)
+    app = module.create_app()
+    return app.test_client().get("/openapi.json").get_json()
+
+
+def _rename_refs(node: Any, prefix: str) -> Any:
+    if isinstance(node, dict):
+        return {k: (f"#/components/schemas/{prefix}{v.rsplit('/', 1)[1]}" if k == "$ref" and isinstance(v, str) and v.startswith("#/components/schemas/") else _rename_refs(v, prefix)) for k, v in node.items()}
+    if isinstance(node, list):
+        return [_rename_refs(v, prefix) for v in node]
+    return node
+
+
+def is_public(method: str, path: str) -> bool:
+    """Tell whether API.md lets this route be called without credentials."""
+    return any(method == m and rx.search(path) for m, rx in PUBLIC)
+
+
+def build() -> dict:
+    """Build the merged public spec."""
+    os.environ.setdefault("GATEWAY_SECRET", "openapi-build")
+    merged: dict[str, Any] = {
+        "openapi": "3.0.3",
+        "info": {
+            "title": "Payment gateway API",
+            "version": "1.0.0",
+            "description": "Orders, payments, refunds and webhooks. Authenticate with X-Api-Key and X-Api-Secret "
+            "(or a dashboard Bearer token). Errors: {\"error\": {\"code\", \"description\"}}.",
+        },
+        "servers": [{"url": "http://localhost:8000"}],
+        "paths": {
+            "/health": {
+                "get": {
+                    "summary": "Report the database, Redis and workers",
+                    "security": [],
+                    "responses": {"200": {"description": "healthy"}, "503": {"description": "a dependency is down"}},
+                }
+            }
+        },
+        "components": {
+            "schemas": {
+                "Error": {
+                    "type": "object",
+                    "required": ["error"],
+                    "properties": {
+                        "error": {
+                            "type": "object",
+                            "required": ["code", "description"],
+                            "properties": {"code": {"type": "string"}, "description": {"type": "string"}},
+                        }
+                    },
+                }
+            },
+            "securitySchemes": {
+                "ApiKey": {"type": "apiKey", "in": "header", "name": "X-Api-Key"},
+                "ApiSecret": {"type": "apiKey", "in": "header", "name": "X-Api-Secret"},
+                "DashboardToken": {"type": "http", "scheme": "bearer"},
+            },
+        },
+        "security": [{"ApiKey": [], "ApiSecret": []}, {"DashboardToken": []}],
+    }
+    for name in SERVICES:
+        if not (ROOT / "services" / name / "src" / name / "__init__.py").exists():
+            continue
+        prefix = name.capitalize()
+        spec = _rename_refs(service_spec(name), prefix)
+        for schema_name, schema in spec.get("components", {}).get("schemas", {}).items():
+            merged["components"]["schemas"][prefix + schema_name] = schema
+        for path, operations in spec.get("paths", {}).items():
+            if path.startswith("/internal") or path in ("/health", "/openapi.json"):
+                continue
+            target = merged["paths"].setdefault(path, {})
+            for method, operation in operations.items():
+                if method == "parameters":
+                    target["parameters"] = operation
+                    continue
+                operation.setdefault("tags", [name])
+                responses = operation.setdefault("responses", {})
+                if is_public(method, path):
+                    operation["security"] = []
+                else:
+                    responses.setdefault("401", {"description": "Missing or invalid credentials", "content": {"application/json": {"schema": ERROR_REF}}})
+                for code, response in list(responses.items()):
+                    if code.startswith(("4", "5")) and "content" not in response:
+                        response["content"] = {"application/json": {"schema": ERROR_REF}}
+                target[method] = operation
+    return merged
+
+
+def main(argv: list[str]) -> int:
+    """Write or check the merged spec."""
+    spec = json.dumps(build(), indent=2, sort_keys=True) + "\n"
+    if argv and argv[0] == "--check":
+        current = DEFAULT_OUT.read_text() if DEFAULT_OUT.exists() else ""
+        if current != spec:
+            print(f"{DEFAULT_OUT} is out of date: run `python -m tools.openapi`", file=sys.stderr)
+            return 1
+        return 0
+    out = Path(argv[0]) if argv else DEFAULT_OUT
+    out.write_text(spec)
+    print(f"wrote {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
