@@ -20,7 +20,6 @@ import platform
 import re
 import secrets
 import shutil
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -46,7 +45,7 @@ MERCHANT_ID = "550e8400-e29b-41d4-a716-446655440000"
 
 
 def free_port() -> int:
-    import socket  # noqa: PLC0415
+    import socket
 
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -116,7 +115,7 @@ class Receiver:
         receiver = self
 
         class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802
+            def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
                 now = time.time()
                 event = json.loads(body)
@@ -186,7 +185,7 @@ def pct(values: list[float], q: float) -> float:
     if not values:
         return float("nan")
     values = sorted(values)
-    return values[min(len(values) - 1, int(round(q * (len(values) - 1))))]
+    return values[min(len(values) - 1, round(q * (len(values) - 1)))]
 
 
 # ---------------------------------------------------------------- the run
@@ -283,7 +282,7 @@ def main() -> int:
             add(f"burst: {args.burst} payments final", "NOT all final within 120 s")
         else:
             add(f"burst: {args.burst} payments created", f"{last_request - start:.2f} s ({args.burst / (last_request - start):.0f} req/s)")
-            add(f"burst: all final after the last request", f"{done - last_request:.2f} s", "goal <= 10 s (delay 1 s)")
+            add("burst: all final after the last request", f"{done - last_request:.2f} s", "goal <= 10 s (delay 1 s)")
             add("burst: completions per second (first request to all final)", f"{args.burst / (done - start):.0f} /s")
         if webhooks_ready:
             deadline = time.time() + 60

@@ -27,7 +27,7 @@ def ensure_database(url: str) -> None:
     with conn.cursor() as cur:
         cur.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,))
         if cur.fetchone() is None:
-            cur.execute(f'CREATE DATABASE "{name}"')  # noqa: S608 - name from our own config
+            cur.execute(f'CREATE DATABASE "{name}"')
             print(f"created database {name}")
     conn.close()
 

@@ -11,6 +11,7 @@ Every setting is an environment variable with a local default (see README).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import pwd
@@ -197,7 +198,7 @@ def prepare(env: dict[str, str]) -> list[str]:
 def health(env: dict[str, str]) -> tuple[int, dict]:
     """Return the gateway's /health status and body (0 when unreachable)."""
     try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{env['PORT']}/health", timeout=3) as resp:  # noqa: S310
+        with urllib.request.urlopen(f"http://127.0.0.1:{env['PORT']}/health", timeout=3) as resp:
             return resp.status, json.loads(resp.read())
     except urllib.error.HTTPError as exc:
         try:
@@ -209,7 +210,7 @@ def health(env: dict[str, str]) -> tuple[int, dict]:
 
 
 def _port_open(port: str) -> bool:
-    import socket  # noqa: PLC0415
+    import socket
 
     with socket.socket() as sock:
         sock.settimeout(0.5)
@@ -260,10 +261,8 @@ def stop(pid: int, timeout: float = 30) -> None:
             os.killpg(pid, 0)
         except ProcessLookupError:
             return
-        try:
+        with contextlib.suppress(ChildProcessError):
             os.waitpid(pid, os.WNOHANG)
-        except ChildProcessError:
-            pass
         time.sleep(0.2)
     os.killpg(pid, signal.SIGKILL)
 

@@ -51,7 +51,7 @@ class Settings:
     test_processing_delay_ms: int = 1000
     test_payment_success: bool = True
     webhook_retry_intervals_test: bool = True
-    gateway_secret: str = "dev-gateway-secret"
+    gateway_secret: str = "dev-gateway-secret"  # noqa: S105 - local default, overridden by the stack
     pubsub_prefix: str = "gw"
     db_pool_max: int = 8
     extra: dict = field(default_factory=dict)

@@ -15,6 +15,7 @@ import psycopg2
 import psycopg2.extensions
 import psycopg2.extras
 import psycopg2.pool
+from psycopg2 import sql
 
 from gateway_common.errors import ServiceUnavailableError
 
@@ -140,14 +141,15 @@ class Database:
         tx = self._current.get()
         if tx is None:
             raise RuntimeError("savepoint() needs an open transaction")
-        tx.cursor.execute(f"SAVEPOINT {name}")  # noqa: S608 - name is a literal from our code
+        ident = sql.Identifier(name)
+        tx.cursor.execute(sql.SQL("SAVEPOINT {}").format(ident))
         try:
             yield
         except BaseException:
-            tx.cursor.execute(f"ROLLBACK TO SAVEPOINT {name}")
+            tx.cursor.execute(sql.SQL("ROLLBACK TO SAVEPOINT {}").format(ident))
             raise
         else:
-            tx.cursor.execute(f"RELEASE SAVEPOINT {name}")
+            tx.cursor.execute(sql.SQL("RELEASE SAVEPOINT {}").format(ident))
 
     def ping(self) -> None:
         """Run ``SELECT 1``; raise ServiceUnavailableError when it fails."""

@@ -31,7 +31,7 @@ from gateway_common.logs import configure_logging
 log = logging.getLogger("gateway.http")
 
 MERCHANT_HEADER = "X-Merchant-Id"
-GATEWAY_SECRET_HEADER = "X-Gateway-Secret"
+GATEWAY_SECRET_HEADER = "X-Gateway-Secret"  # noqa: S105 - a header name
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 
 HTTP_CODES = {
@@ -116,7 +116,7 @@ def api_error_response(error: ApiError) -> Response:
 def _handle_unexpected(error: Exception) -> Response:
     if isinstance(error, HTTPException):
         return http_error_response(error)
-    if isinstance(error, UNAVAILABLE_ERRORS) or isinstance(error, redis.exceptions.ConnectionError):
+    if isinstance(error, (UNAVAILABLE_ERRORS, redis.exceptions.ConnectionError)):
         log.warning("dependency unavailable: %s", type(error).__name__)
         return api_error_response(ServiceUnavailableError())
     if isinstance(error, ma.ValidationError):

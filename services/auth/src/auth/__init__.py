@@ -10,7 +10,7 @@ from gateway_common.http import add_health_route, create_base_app
 
 def create_app(settings: Settings | None = None) -> Flask:
     """Create the auth service's Flask app."""
-    from auth.api import blp, internal  # noqa: PLC0415
+    from auth.api import blp, internal
 
     settings = settings or Settings.from_env("auth")
     app, api = create_base_app(settings, title="Gateway auth service")

@@ -17,7 +17,7 @@ blp = Blueprint("auth", __name__, url_prefix="/api/v1", description="Dashboard s
 internal = Blueprint("internal", __name__, url_prefix="/internal", description="Called by nginx auth_request only")
 
 
-def _db():  # noqa: ANN202
+def _db():
     return current_app.extensions["db"]
 
 
