@@ -10,3 +10,5 @@ keepalive = 75
 timeout = 30
 graceful_timeout = 10
 accesslog = None
+# One control socket per machine would be shared by every gunicorn here; none is needed.
+control_socket_disable = True

@@ -68,7 +68,7 @@ def test_relay_publishes_committed_events_once_to_celery_and_pubsub(scratch, red
     settings = Settings(service="scratch", redis_url=redis_url)
     celery_app = make_celery(settings, "scratch")
     client = redis.Redis.from_url(redis_url)
-    client.delete("scratch-queue")
+    client.delete(f"{settings.pubsub_prefix}:celery:scratch-queue")
     pubsub = client.pubsub()
     merchant = "550e8400-e29b-41d4-a716-446655440000"
     pubsub.subscribe(f"unit:events:{merchant}")
@@ -83,7 +83,7 @@ def test_relay_publishes_committed_events_once_to_celery_and_pubsub(scratch, red
     relay = Relay(scratch, "scratch", [Route("payment.*", "scratch.handle", "scratch-queue")], celery_app, client, "unit")
     assert relay.run_once() == 2
     assert relay.run_once() == 0
-    assert client.llen("scratch-queue") == 1  # one task carrying the one matching event
+    assert client.llen(f"{settings.pubsub_prefix}:celery:scratch-queue") == 1  # one task, the one matching event
     messages = []
     for _ in range(10):
         message = pubsub.get_message(timeout=1)

@@ -66,6 +66,9 @@ class Database:
                         keepalives=1,
                         keepalives_idle=30,
                     )
+                    # Open lazily (minconn 0) but keep returned connections: psycopg2 closes
+                    # every returned connection beyond minconn, i.e. a new connect per request.
+                    self._pool.minconn = self.maxconn
                     self._pid = pid
         return self._pool
 

@@ -29,7 +29,8 @@ def make_celery(settings: Settings, name: str) -> Celery:
         worker_prefetch_multiplier=4,
         worker_hijack_root_logger=False,
         broker_connection_retry_on_startup=True,
-        broker_transport_options={"visibility_timeout": 300},
+        # The key prefix keeps stacks that share a Redis database from consuming each other's tasks.
+        broker_transport_options={"visibility_timeout": 300, "global_keyprefix": f"{settings.pubsub_prefix}:celery:"},
         broker_pool_limit=10,
     )
     return app

@@ -1,0 +1,99 @@
+"""HTTP routes of the refunds service (thin: parse, call service, dump)."""
+
+from __future__ import annotations
+
+import functools
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+from flask import current_app
+from flask.views import MethodView
+from flask_smorest import Blueprint
+from gateway_common.db import Database
+from gateway_common.errors import AuthenticationError
+from gateway_common.http import merchant_id
+from gateway_common.idempotency import idempotent
+from gateway_common.schemas import ErrorEnvelopeSchema, PageQuerySchema
+
+from refunds import models, service
+from refunds.models import Refund
+from refunds.schemas import CreateRefundRequest, RefundListSchema, RefundSchema
+
+blp = Blueprint("refunds", __name__, url_prefix="/api/v1", description="Refunds of successful payments")
+
+
+def _db() -> Database:
+    return current_app.extensions["db"]
+
+
+def _merchant() -> str:
+    """Return the gateway-verified merchant id, refusing anything that is not a UUID."""
+    value = merchant_id()
+    try:
+        return str(uuid.UUID(value))
+    except ValueError as exc:
+        raise AuthenticationError("Missing or invalid credentials") from exc
+
+
+def _idempotent(view: Callable[..., Any]) -> Callable[..., Any]:
+    """Honour ``Idempotency-Key`` on a POST (the app's database is known only per request)."""
+
+    @functools.wraps(view)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        return idempotent(_db(), "refunds", scope=_merchant)(view)(*args, **kwargs)
+
+    return wrapper
+
+
+def _page(items: list[Refund], total: int, query: dict) -> dict:
+    return {"data": items, "total": total, "limit": query["limit"], "offset": query["offset"]}
+
+
+@blp.route("/payments/<string:payment_id>/refunds")
+class PaymentRefunds(MethodView):
+    @_idempotent
+    @blp.arguments(CreateRefundRequest)
+    @blp.response(201, RefundSchema)
+    @blp.alt_response(400, schema=ErrorEnvelopeSchema, description="Bad amount, payment not successful, or over-refund")
+    @blp.alt_response(404, schema=ErrorEnvelopeSchema, description="Unknown payment (or another merchant's)")
+    @blp.doc(parameters=[{"in": "header", "name": "Idempotency-Key", "schema": {"type": "string"}}])
+    def post(self, body: dict, payment_id: str) -> Refund:
+        """Refund part or all of a successful payment.
+
+        ``amount`` (minor units, at least 1) is required: unlike Razorpay there is no
+        implicit full refund. Pending and processed refunds together never exceed the
+        payment amount; a refund that does not fit answers 400 "Refund amount exceeds
+        available amount". The refund is ``pending`` and becomes ``processed`` after
+        3-5 s (``TEST_PROCESSING_DELAY`` ms in test mode).
+        """
+        settings = current_app.extensions["gateway_settings"]
+        delay = models.processing_delay_ms(settings.test_mode, settings.test_processing_delay_ms)
+        return service.create_refund(_db(), _merchant(), payment_id, body["amount"], body.get("reason"), delay)
+
+    @blp.arguments(PageQuerySchema, location="query")
+    @blp.response(200, RefundListSchema)
+    @blp.alt_response(404, schema=ErrorEnvelopeSchema, description="Unknown payment (or another merchant's)")
+    def get(self, query: dict, payment_id: str) -> dict:
+        """List a payment's refunds, newest first."""
+        items, total = service.list_payment_refunds(_db(), _merchant(), payment_id, query["limit"], query["offset"])
+        return _page(items, total, query)
+
+
+@blp.route("/refunds")
+class Refunds(MethodView):
+    @blp.arguments(PageQuerySchema, location="query")
+    @blp.response(200, RefundListSchema)
+    def get(self, query: dict) -> dict:
+        """List the merchant's refunds, newest first."""
+        items, total = service.list_refunds(_db(), _merchant(), query["limit"], query["offset"])
+        return _page(items, total, query)
+
+
+@blp.route("/refunds/<string:refund_id>")
+class RefundView(MethodView):
+    @blp.response(200, RefundSchema)
+    @blp.alt_response(404, schema=ErrorEnvelopeSchema, description="Unknown refund (or another merchant's)")
+    def get(self, refund_id: str) -> Refund:
+        """Return one refund; ``processed_at`` is set once it is processed."""
+        return service.get_refund(_db(), _merchant(), refund_id)

@@ -1,0 +1,257 @@
+"""The refunds API against a real PostgreSQL: contract, rules, errors, idempotency."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+
+import psycopg2
+import pytest
+from flask.testing import FlaskClient
+
+ISO = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z$")
+REFUND_FIELDS = {"id", "payment_id", "merchant_id", "amount", "reason", "status", "created_at", "processed_at"}
+
+
+def _error(response, status: int, code: str) -> str:
+    assert response.status_code == status, response.get_data(as_text=True)
+    body = response.get_json()
+    assert set(body) == {"error"}
+    assert body["error"]["code"] == code
+    return body["error"]["description"]
+
+
+def test_create_refund_answers_pending_refund(
+    client: FlaskClient, headers: dict, merchant: str, make_payment: Callable[..., str], admin
+) -> None:
+    payment_id = make_payment()
+    response = client.post(
+        f"/api/v1/payments/{payment_id}/refunds", json={"amount": 500, "reason": "Customer request"}, headers=headers
+    )
+    assert response.status_code == 201, response.get_data(as_text=True)
+    refund = response.get_json()
+    assert set(refund) == REFUND_FIELDS
+    assert re.fullmatch(r"rfnd_[A-Za-z0-9]{16}", refund["id"])
+    assert refund["payment_id"] == payment_id
+    assert refund["merchant_id"] == merchant
+    assert refund["amount"] == 500
+    assert refund["reason"] == "Customer request"
+    assert refund["status"] == "pending"
+    assert ISO.match(refund["created_at"])
+    assert refund["processed_at"] is None
+
+    got = client.get(f"/api/v1/refunds/{refund['id']}", headers=headers)
+    assert got.status_code == 200
+    assert got.get_json() == refund
+
+    with admin.cursor() as cur:
+        cur.execute(
+            "SELECT payload FROM refunds.outbox WHERE event_type = 'refund.created' "
+            "AND payload->'data'->'refund'->>'id' = %s",
+            (refund["id"],),
+        )
+        rows = cur.fetchall()
+    assert len(rows) == 1
+    event = rows[0]["payload"]
+    assert event["merchant_id"] == merchant
+    assert event["data"] == {"refund": refund}
+
+
+def test_reason_is_optional(client: FlaskClient, headers: dict, make_payment: Callable[..., str]) -> None:
+    response = client.post(f"/api/v1/payments/{make_payment()}/refunds", json={"amount": 100}, headers=headers)
+    assert response.status_code == 201
+    assert response.get_json()["reason"] is None
+
+
+def test_partial_refunds_up_to_the_payment_amount(
+    client: FlaskClient, headers: dict, make_payment: Callable[..., str], admin
+) -> None:
+    payment_id = make_payment(10_000)
+    url = f"/api/v1/payments/{payment_id}/refunds"
+    assert client.post(url, json={"amount": 4_000}, headers=headers).status_code == 201
+    assert client.post(url, json={"amount": 5_000}, headers=headers).status_code == 201
+    description = _error(client.post(url, json={"amount": 1_001}, headers=headers), 400, "BAD_REQUEST_ERROR")
+    assert description == "Refund amount exceeds available amount"
+    assert client.post(url, json={"amount": 1_000}, headers=headers).status_code == 201
+    _error(client.post(url, json={"amount": 1}, headers=headers), 400, "BAD_REQUEST_ERROR")
+    with admin.cursor() as cur:
+        cur.execute("SELECT coalesce(sum(amount), 0) AS s FROM refunds.refunds WHERE payment_id = %s", (payment_id,))
+        assert cur.fetchone()["s"] == 10_000
+
+
+def test_single_refund_larger_than_payment_is_refused(
+    client: FlaskClient, headers: dict, make_payment: Callable[..., str]
+) -> None:
+    url = f"/api/v1/payments/{make_payment(10_000)}/refunds"
+    response = client.post(url, json={"amount": 10_001}, headers=headers)
+    assert _error(response, 400, "BAD_REQUEST_ERROR") == "Refund amount exceeds available amount"
+    assert client.post(url, json={"amount": 10_000}, headers=headers).status_code == 201
+
+
+@pytest.mark.parametrize("status", ["pending", "processing", "failed"])
+def test_only_successful_payments_can_be_refunded(
+    client: FlaskClient, headers: dict, make_payment: Callable[..., str], status: str
+) -> None:
+    response = client.post(
+        f"/api/v1/payments/{make_payment(status=status)}/refunds", json={"amount": 100}, headers=headers
+    )
+    description = _error(response, 400, "BAD_REQUEST_ERROR")
+    assert "refundable state" in description
+    assert status in description
+
+
+def test_unknown_or_foreign_payment_is_not_found(
+    client: FlaskClient, headers: dict, other_headers: dict, make_payment: Callable[..., str]
+) -> None:
+    payment_id = make_payment()
+    for url, hdrs in [
+        (f"/api/v1/payments/{payment_id}/refunds", other_headers),
+        ("/api/v1/payments/pay_0000000000000000/refunds", headers),
+        ("/api/v1/payments/not-a-payment/refunds", headers),
+    ]:
+        _error(client.post(url, json={"amount": 100}, headers=hdrs), 404, "NOT_FOUND_ERROR")
+        _error(client.get(url, headers=hdrs), 404, "NOT_FOUND_ERROR")
+
+
+def test_unknown_or_foreign_refund_is_not_found(
+    client: FlaskClient, headers: dict, other_headers: dict, make_payment: Callable[..., str]
+) -> None:
+    refund = client.post(f"/api/v1/payments/{make_payment()}/refunds", json={"amount": 100}, headers=headers).get_json()
+    _error(client.get(f"/api/v1/refunds/{refund['id']}", headers=other_headers), 404, "NOT_FOUND_ERROR")
+    _error(client.get("/api/v1/refunds/rfnd_0000000000000000", headers=headers), 404, "NOT_FOUND_ERROR")
+    _error(client.get("/api/v1/refunds/%00", headers=headers), 404, "NOT_FOUND_ERROR")
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"amount": "500"},
+        {"amount": 5.5},
+        {"amount": True},
+        {"amount": 0},
+        {"amount": -500},
+        {"amount": None},
+        {"amount": 2**70},
+        {},
+        {"reason": "no amount"},
+        {"amount": 500, "currency": "INR"},
+        {"amount": 500, "reason": "x" * 256},
+        {"amount": 500, "reason": "nul\u0000"},
+        {"amount": 500, "reason": 7},
+        [500],
+        "500",
+        None,
+    ],
+)
+def test_bad_bodies_are_400(client: FlaskClient, headers: dict, make_payment: Callable[..., str], body) -> None:
+    response = client.post(f"/api/v1/payments/{make_payment()}/refunds", json=body, headers=headers)
+    _error(response, 400, "BAD_REQUEST_ERROR")
+
+
+@pytest.mark.parametrize("raw", [b"{", b'{"amount": 500,}', b"\xff\xfe", b"amount=500", b""])
+def test_malformed_json_is_400(
+    client: FlaskClient, headers: dict, make_payment: Callable[..., str], raw: bytes
+) -> None:
+    response = client.post(
+        f"/api/v1/payments/{make_payment()}/refunds", data=raw, headers=headers, content_type="application/json"
+    )
+    _error(response, 400, "BAD_REQUEST_ERROR")
+
+
+def test_requests_that_bypass_the_gateway_are_refused(client: FlaskClient, merchant: str) -> None:
+    for hdrs in [
+        {},
+        {"X-Merchant-Id": merchant},
+        {"X-Merchant-Id": merchant, "X-Gateway-Secret": "wrong"},
+        {"X-Merchant-Id": "not-a-uuid", "X-Gateway-Secret": "test-gateway-secret"},
+    ]:
+        _error(client.get("/api/v1/refunds", headers=hdrs), 401, "AUTHENTICATION_ERROR")
+
+
+def test_lists_are_paginated_newest_first(
+    client: FlaskClient, headers: dict, other_headers: dict, make_payment: Callable[..., str]
+) -> None:
+    first, second = make_payment(), make_payment()
+    created = []
+    for payment_id in (first, second, first):
+        response = client.post(f"/api/v1/payments/{payment_id}/refunds", json={"amount": 100}, headers=headers)
+        created.append(response.get_json())
+    client.post(
+        f"/api/v1/payments/{make_payment(merchant_id=other_headers['X-Merchant-Id'])}/refunds",
+        json={"amount": 100},
+        headers=other_headers,
+    )
+
+    everything = client.get("/api/v1/refunds", headers=headers).get_json()
+    assert everything["total"] == 3
+    assert everything["limit"] == 10
+    assert everything["offset"] == 0
+    assert [r["id"] for r in everything["data"]] == [r["id"] for r in reversed(created)]
+
+    page = client.get("/api/v1/refunds?limit=1&offset=1", headers=headers).get_json()
+    assert page == {"data": [everything["data"][1]], "total": 3, "limit": 1, "offset": 1}
+    beyond = client.get("/api/v1/refunds?limit=5&offset=10", headers=headers).get_json()
+    assert beyond == {"data": [], "total": 3, "limit": 5, "offset": 10}
+
+    of_first = client.get(f"/api/v1/payments/{first}/refunds", headers=headers).get_json()
+    assert of_first["total"] == 2
+    assert [r["id"] for r in of_first["data"]] == [created[2]["id"], created[0]["id"]]
+
+    for query in ("limit=0", "limit=101", "offset=-1", "limit=abc"):
+        _error(client.get(f"/api/v1/refunds?{query}", headers=headers), 400, "BAD_REQUEST_ERROR")
+        _error(client.get(f"/api/v1/payments/{first}/refunds?{query}", headers=headers), 400, "BAD_REQUEST_ERROR")
+
+
+def test_idempotency_key_creates_one_refund(
+    client: FlaskClient, headers: dict, other_headers: dict, make_payment: Callable[..., str]
+) -> None:
+    payment_id = make_payment()
+    url = f"/api/v1/payments/{payment_id}/refunds"
+    keyed = {**headers, "Idempotency-Key": "refund-key-1"}
+    first = client.post(url, json={"amount": 700, "reason": "dup"}, headers=keyed)
+    again = client.post(url, json={"amount": 700, "reason": "dup"}, headers=keyed)
+    assert first.status_code == again.status_code == 201
+    assert again.get_data() == first.get_data()
+    assert again.headers.get("Idempotent-Replayed") == "true"
+    _error(client.post(url, json={"amount": 800}, headers=keyed), 422, "IDEMPOTENCY_KEY_MISMATCH")
+    listed = client.get(f"/api/v1/payments/{payment_id}/refunds", headers=headers).get_json()
+    assert listed["total"] == 1
+
+    # The same key used by another merchant is another key.
+    other = make_payment(merchant_id=other_headers["X-Merchant-Id"])
+    assert (
+        client.post(
+            f"/api/v1/payments/{other}/refunds",
+            json={"amount": 700, "reason": "dup"},
+            headers={**other_headers, "Idempotency-Key": "refund-key-1"},
+        ).status_code
+        == 201
+    )
+
+
+def test_an_over_refund_answer_is_replayed_with_its_key(
+    client: FlaskClient, headers: dict, make_payment: Callable[..., str]
+) -> None:
+    url = f"/api/v1/payments/{make_payment(1_000)}/refunds"
+    keyed = {**headers, "Idempotency-Key": "refund-key-over"}
+    first = client.post(url, json={"amount": 5_000}, headers=keyed)
+    _error(first, 400, "BAD_REQUEST_ERROR")
+    again = client.post(url, json={"amount": 5_000}, headers=keyed)
+    assert again.status_code == 400
+    assert again.get_data() == first.get_data()
+
+
+def test_the_balance_check_constraint_backs_the_rule(admin, make_payment: Callable[..., str], client, headers) -> None:
+    payment_id = make_payment(1_000)
+    client.post(f"/api/v1/payments/{payment_id}/refunds", json={"amount": 600}, headers=headers)
+    with admin.cursor() as cur, pytest.raises(psycopg2.errors.CheckViolation):
+        cur.execute(
+            "UPDATE refunds.payment_balances SET refunded_total = refunded_total + 600 WHERE payment_id = %s",
+            (payment_id,),
+        )
+
+
+def test_health(client: FlaskClient) -> None:
+    response = client.get("/health")
+    assert response.status_code == 200
+    assert response.get_json()["database"] == "connected"
