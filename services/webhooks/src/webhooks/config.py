@@ -1,0 +1,31 @@
+"""Settings of the webhooks service beyond the shared ones."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from gateway_common.config import Settings, env_bool, env_int
+
+from webhooks.models import RETRY_INTERVALS, TEST_RETRY_INTERVALS
+
+
+@dataclass(frozen=True)
+class WebhookConfig:
+    """How deliveries are scheduled and where they may go."""
+
+    allow_private: bool
+    intervals: tuple[int, ...]
+    lease_seconds: float = 60.0
+    sweep_interval: float = 0.2
+    sweep_batch: int = 200
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> WebhookConfig:
+        """Read the webhooks settings (``WEBHOOK_ALLOW_PRIVATE``, ``WEBHOOK_LEASE_SECONDS``)."""
+        return cls(
+            allow_private=settings.test_mode or env_bool("WEBHOOK_ALLOW_PRIVATE", False),
+            intervals=TEST_RETRY_INTERVALS if settings.webhook_retry_intervals_test else RETRY_INTERVALS,
+            # An attempt holds its lease for the HTTP timeout plus margin; a killed worker's
+            # claim comes back to the sweeper when the lease runs out.
+            lease_seconds=float(max(env_int("WEBHOOK_LEASE_SECONDS", 60), 10)),
+        )

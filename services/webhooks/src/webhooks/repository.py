@@ -1,0 +1,222 @@
+"""SQL for the webhooks schema; returns dataclasses."""
+
+from __future__ import annotations
+
+from gateway_common.db import Transaction
+
+from webhooks.models import Claim, Delivery, DeliveryStatus, Endpoint, Job
+
+_ENDPOINT_COLUMNS = "id, merchant_id::text AS merchant_id, url, secret"
+_DELIVERY_COLUMNS = (
+    "id, merchant_id::text AS merchant_id, event_id, event_type, payment_id, body, url, status, attempts, "
+    "next_retry_at, last_attempt_at, response_code, response_body, last_error, created_at"
+)
+
+_RESET_SQL = (
+    "UPDATE webhooks.deliveries SET status = 'pending', attempts = 0, next_retry_at = now(), lease_token = NULL, "  # noqa: S608
+    f"lease_until = NULL, updated_at = now() WHERE id = %s AND merchant_id = %s RETURNING {_DELIVERY_COLUMNS}"
+)
+
+
+def _delivery(row: dict) -> Delivery:
+    return Delivery(**{**row, "body": bytes(row["body"]), "status": DeliveryStatus(row["status"])})
+
+
+def get_endpoint(tx: Transaction, merchant_id: str) -> Endpoint | None:
+    """Load a merchant's endpoint."""
+    tx.cursor.execute(
+        f"SELECT {_ENDPOINT_COLUMNS} FROM webhooks.endpoints WHERE merchant_id = %s",  # noqa: S608
+        (merchant_id,),
+    )
+    row = tx.cursor.fetchone()
+    return Endpoint(**row) if row else None
+
+
+def insert_endpoint(tx: Transaction, endpoint_id: str, merchant_id: str, secret: str) -> None:
+    """Create a merchant's endpoint (no URL) unless it already has one."""
+    tx.cursor.execute(
+        "INSERT INTO webhooks.endpoints (id, merchant_id, secret) VALUES (%s, %s, %s) "
+        "ON CONFLICT (merchant_id) DO NOTHING",
+        (endpoint_id, merchant_id, secret),
+    )
+
+
+def lock_endpoint(tx: Transaction, merchant_id: str) -> Endpoint | None:
+    """Load a merchant's endpoint for update."""
+    tx.cursor.execute(
+        f"SELECT {_ENDPOINT_COLUMNS} FROM webhooks.endpoints WHERE merchant_id = %s FOR UPDATE",  # noqa: S608
+        (merchant_id,),
+    )
+    row = tx.cursor.fetchone()
+    return Endpoint(**row) if row else None
+
+
+def set_endpoint_url(tx: Transaction, merchant_id: str, url: str | None) -> Endpoint:
+    """Change the URL of a merchant's endpoint."""
+    tx.cursor.execute(
+        f"UPDATE webhooks.endpoints SET url = %s, updated_at = now() WHERE merchant_id = %s "  # noqa: S608
+        f"RETURNING {_ENDPOINT_COLUMNS}",
+        (url, merchant_id),
+    )
+    return Endpoint(**tx.cursor.fetchone())
+
+
+def set_endpoint_secret(tx: Transaction, merchant_id: str, secret: str) -> Endpoint:
+    """Replace the signing secret of a merchant's endpoint."""
+    tx.cursor.execute(
+        f"UPDATE webhooks.endpoints SET secret = %s, updated_at = now() WHERE merchant_id = %s "  # noqa: S608
+        f"RETURNING {_ENDPOINT_COLUMNS}",
+        (secret, merchant_id),
+    )
+    return Endpoint(**tx.cursor.fetchone())
+
+
+def endpoints_with_url(tx: Transaction, merchant_ids: list[str]) -> dict[str, Endpoint]:
+    """Return the endpoints with a URL of these merchants, by merchant id."""
+    tx.cursor.execute(
+        f"SELECT {_ENDPOINT_COLUMNS} FROM webhooks.endpoints "  # noqa: S608
+        "WHERE merchant_id = ANY(%s::uuid[]) AND url IS NOT NULL",
+        (merchant_ids,),
+    )
+    return {row["merchant_id"]: Endpoint(**row) for row in tx.cursor.fetchall()}
+
+
+def insert_delivery(
+    tx: Transaction,
+    delivery_id: str,
+    endpoint: Endpoint,
+    event_id: str,
+    event_type: str,
+    payment_id: str | None,
+    body: bytes,
+) -> str | None:
+    """Insert a due delivery unless this event already has one for the endpoint; return its id."""
+    tx.cursor.execute(
+        "INSERT INTO webhooks.deliveries "
+        "(id, merchant_id, endpoint_id, event_id, event_type, payment_id, body, url, next_retry_at) "
+        "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, now()) "
+        "ON CONFLICT (event_id, endpoint_id) DO NOTHING RETURNING id",
+        (delivery_id, endpoint.merchant_id, endpoint.id, event_id, event_type, payment_id, body, endpoint.url),
+    )
+    row = tx.cursor.fetchone()
+    return row["id"] if row else None
+
+
+def claim_due(tx: Transaction, limit: int, lease_seconds: float, ids: list[str] | None = None) -> list[Claim]:
+    """Lease due deliveries nobody holds (skipping rows locked by others); return the claims."""
+    tx.cursor.execute(
+        "WITH due AS ("
+        "  SELECT id FROM webhooks.deliveries"
+        "  WHERE status = 'pending' AND next_retry_at <= now()"
+        "    AND (lease_until IS NULL OR lease_until < now())"
+        "    AND (%(ids)s::text[] IS NULL OR id = ANY(%(ids)s::text[]))"
+        "  ORDER BY next_retry_at LIMIT %(limit)s FOR UPDATE SKIP LOCKED) "
+        "UPDATE webhooks.deliveries d SET lease_token = gen_random_uuid()::text,"
+        "  lease_until = now() + %(lease)s::float8 * interval '1 second' "
+        "FROM due WHERE d.id = due.id RETURNING d.id, d.lease_token, d.merchant_id::text AS merchant_id",
+        {"ids": ids, "limit": limit, "lease": lease_seconds},
+    )
+    return [Claim(row["id"], row["lease_token"], row["merchant_id"]) for row in tx.cursor.fetchall()]
+
+
+def start_attempt(tx: Transaction, claim: Claim, new_token: str, lease_seconds: float) -> Job | None:
+    """Take over a claim for one attempt; None if the claim is stale.
+
+    The task may arrive before the claiming transaction commits: ``FOR UPDATE`` waits for
+    it and then reads the committed row, where a plain ``UPDATE ... WHERE lease_token``
+    would judge the old version and skip the row.
+    """
+    tx.cursor.execute(
+        "SELECT d.id, d.event_id, d.body, d.attempts, d.status, d.lease_token, e.url, e.secret "
+        "FROM webhooks.deliveries d JOIN webhooks.endpoints e ON e.id = d.endpoint_id "
+        "WHERE d.id = %s FOR UPDATE OF d",
+        (claim.delivery_id,),
+    )
+    row = tx.cursor.fetchone()
+    if row is None or row["status"] != "pending" or row["lease_token"] != claim.lease_token:
+        return None
+    tx.cursor.execute(
+        "UPDATE webhooks.deliveries SET lease_token = %s, lease_until = now() + %s::float8 * interval '1 second' "
+        "WHERE id = %s",
+        (new_token, lease_seconds, claim.delivery_id),
+    )
+    return Job(
+        delivery_id=row["id"],
+        event_id=row["event_id"],
+        body=bytes(row["body"]),
+        attempts=row["attempts"],
+        url=row["url"],
+        secret=row["secret"],
+        lease_token=new_token,
+    )
+
+
+def record_attempt(
+    tx: Transaction,
+    job: Job,
+    *,
+    status: str,
+    next_retry_in: float | None,
+    response_code: int | None,
+    response_body: str | None,
+    error: str | None,
+) -> bool:
+    """Store an attempt's outcome and the next due time; False if the lease was lost meanwhile."""
+    tx.cursor.execute(
+        "UPDATE webhooks.deliveries SET attempts = attempts + 1, last_attempt_at = now(),"
+        "  status = %(status)s, next_retry_at = now() + %(wait)s::float8 * interval '1 second',"
+        "  response_code = %(code)s, response_body = %(body)s, last_error = %(error)s,"
+        "  url = coalesce(%(url)s, url), lease_token = NULL, lease_until = NULL, updated_at = now() "
+        "WHERE id = %(id)s AND lease_token = %(token)s",
+        {
+            "status": status,
+            "wait": next_retry_in,
+            "code": response_code,
+            "body": response_body,
+            "error": error,
+            "url": job.url,
+            "id": job.delivery_id,
+            "token": job.lease_token,
+        },
+    )
+    return tx.cursor.rowcount == 1
+
+
+def list_deliveries(
+    tx: Transaction, merchant_id: str, limit: int, offset: int, payment_id: str | None
+) -> tuple[list[Delivery], int]:
+    """Return a page of a merchant's deliveries, newest first, and the total."""
+    tx.cursor.execute(
+        f"SELECT {_DELIVERY_COLUMNS}, count(*) OVER () AS total FROM webhooks.deliveries "  # noqa: S608
+        "WHERE merchant_id = %(m)s AND (%(p)s::text IS NULL OR payment_id = %(p)s) "
+        "ORDER BY seq DESC LIMIT %(limit)s OFFSET %(offset)s",
+        {"m": merchant_id, "p": payment_id, "limit": limit, "offset": offset},
+    )
+    rows = tx.cursor.fetchall()
+    if rows:
+        total = rows[0]["total"]
+    else:
+        tx.cursor.execute(
+            "SELECT count(*) AS total FROM webhooks.deliveries "
+            "WHERE merchant_id = %(m)s AND (%(p)s::text IS NULL OR payment_id = %(p)s)",
+            {"m": merchant_id, "p": payment_id},
+        )
+        total = tx.cursor.fetchone()["total"]
+    return [_delivery({k: v for k, v in row.items() if k != "total"}) for row in rows], total
+
+
+def get_delivery(tx: Transaction, merchant_id: str, delivery_id: str) -> Delivery | None:
+    """Load one of a merchant's deliveries."""
+    tx.cursor.execute(
+        f"SELECT {_DELIVERY_COLUMNS} FROM webhooks.deliveries WHERE id = %s AND merchant_id = %s",  # noqa: S608
+        (delivery_id, merchant_id),
+    )
+    row = tx.cursor.fetchone()
+    return _delivery(row) if row else None
+
+
+def reset_delivery(tx: Transaction, merchant_id: str, delivery_id: str) -> Delivery | None:
+    """Make a delivery due now with a fresh attempt budget (drops any lease)."""
+    tx.cursor.execute(_RESET_SQL, (delivery_id, merchant_id))
+    row = tx.cursor.fetchone()
+    return _delivery(row) if row else None

@@ -1,0 +1,109 @@
+"""Celery tasks (thin): fan events out into deliveries, attempt one delivery."""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+
+import psycopg2
+import requests
+from celery import Celery, shared_task
+from gateway_common.config import Settings
+from gateway_common.db import Database
+from gateway_common.errors import ServiceUnavailableError
+
+from webhooks import sender, service
+from webhooks.config import WebhookConfig
+from webhooks.models import Claim
+from webhooks.service import Dispatch
+
+QUEUE = "webhooks"
+DELIVER_TASK = "webhooks.deliver"
+HANDLE_EVENTS_TASK = "webhooks.handle_events"
+# Claims per deliver task: amortises the broker round trip; attempts in a batch run one after another.
+BATCH_SIZE = 10
+
+# Transient failures are retried after a short countdown; the durable schedule is in PostgreSQL.
+_RETRY = {
+    "autoretry_for": (ServiceUnavailableError, psycopg2.OperationalError),
+    "retry_backoff": 1,
+    "retry_backoff_max": 3,
+    "retry_jitter": True,
+    "max_retries": 200,
+}
+
+
+def batches(claims: list[Claim], size: int = BATCH_SIZE) -> list[list[Claim]]:
+    """Group claims by merchant into batches of at most ``size`` (a slow endpoint delays only its own)."""
+    by_merchant: dict[str, list[Claim]] = {}
+    for claim in claims:
+        by_merchant.setdefault(claim.merchant_id, []).append(claim)
+    return [group[i : i + size] for group in by_merchant.values() for i in range(0, len(group), size)]
+
+
+def celery_dispatch(celery_app: Celery) -> Dispatch:
+    """Return a dispatcher that sends ``webhooks.deliver`` tasks, one per small batch of claims."""
+
+    def dispatch(claims: list[Claim]) -> None:
+        with celery_app.producer_or_acquire() as producer:
+            for batch in batches(claims):
+                celery_app.send_task(
+                    DELIVER_TASK,
+                    args=[[[c.delivery_id, c.lease_token] for c in batch]],
+                    queue=QUEUE,
+                    producer=producer,
+                )
+
+    return dispatch
+
+
+@dataclass
+class Runtime:
+    """Per-process resources of the worker: pool, settings, dispatcher, shared HTTP session."""
+
+    settings: Settings
+    cfg: WebhookConfig
+    db: Database
+    dispatch: Dispatch
+    session: requests.Session
+
+
+_runtime: Runtime | None = None
+_lock = threading.Lock()
+
+
+def runtime(celery_app: Celery) -> Runtime:
+    """Return this process's runtime, created on first use."""
+    global _runtime
+    if _runtime is None:
+        with _lock:
+            if _runtime is None:
+                settings = Settings.from_env("webhooks")
+                cfg = WebhookConfig.from_settings(settings)
+                _runtime = Runtime(
+                    settings=settings,
+                    cfg=cfg,
+                    # Eight delivery threads plus the sweeper and relay-facing tasks.
+                    db=Database(settings.service_database_url, maxconn=settings.db_pool_max + 8, application_name="webhooks-worker"),
+                    dispatch=celery_dispatch(celery_app),
+                    session=sender.make_session(allow_private=cfg.allow_private),
+                )
+    return _runtime
+
+
+@shared_task(name=HANDLE_EVENTS_TASK, bind=True, acks_late=True, **_RETRY)
+def handle_events(self, events: list[dict]) -> int:
+    """Create the deliveries for a batch of event envelopes and attempt them."""
+    rt = runtime(self.app)
+    return len(service.handle_events(rt.db, rt.cfg, events, rt.dispatch))
+
+
+@shared_task(name=DELIVER_TASK, bind=True, acks_late=True)
+def deliver(self, claims: list[list[str]]) -> list[str | None]:
+    """Attempt claimed deliveries ``[[id, lease_token], ...]``; stale claims are skipped."""
+    rt = runtime(self.app)
+    outcomes = []
+    for delivery_id, lease_token in claims:
+        status = service.deliver(rt.db, rt.cfg, rt.session, Claim(delivery_id, lease_token))
+        outcomes.append(str(status) if status else None)
+    return outcomes
