@@ -167,3 +167,27 @@ def test_service_refuses_requests_that_bypass_the_gateway(stack):
     direct = f"http://127.0.0.1:{stack.env['AUTH_PORT']}/api/v1/merchant"
     response = requests.get(direct, headers={"X-Merchant-Id": "550e8400-e29b-41d4-a716-446655440000"}, timeout=5)
     assert_envelope(response, 401, "AUTHENTICATION_ERROR")
+
+
+def test_slow_client_is_cut_off(stack):
+    # A client that sends headers and then stalls on the body is disconnected after
+    # client_body_timeout (10 s) instead of holding a connection forever.
+    import socket
+    import time
+
+    port = int(stack.env["PORT"])
+    with socket.create_connection(("127.0.0.1", port), timeout=30) as sock:
+        sock.sendall(b"POST /api/v1/payments/public HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{")
+        started = time.monotonic()
+        data = b""
+        while True:
+            try:
+                chunk = sock.recv(4096)
+            except ConnectionResetError:  # reset_timedout_connection: nginx resets instead of closing
+                break
+            if not chunk:
+                break
+            data += chunk
+        waited = time.monotonic() - started
+    assert 8 <= waited <= 20, waited
+    assert not data or data.startswith(b"HTTP/1.1 408")

@@ -1,0 +1,25 @@
+"""gunicorn settings of the payments service (bind from PAYMENTS_PORT, default 127.0.0.1:8102).
+
+gthread workers: requests mostly wait on PostgreSQL, so a few threads per process keep
+both cores busy without paying for GIL contention. Each thread may hold one pooled
+connection, so the pool is at least as large as the thread count.
+"""
+
+import os
+
+_host = os.environ.get("PAYMENTS_HOST", "127.0.0.1")
+_port = os.environ.get("PAYMENTS_PORT", "8102")
+bind = os.environ.get("PAYMENTS_BIND", f"{_host}:{_port}")
+worker_class = "gthread"
+workers = int(os.environ.get("PAYMENTS_WORKERS", "2"))
+threads = int(os.environ.get("PAYMENTS_THREADS", "4"))
+keepalive = 75
+timeout = 30
+graceful_timeout = 10
+backlog = 2048
+worker_connections = 1000
+accesslog = None
+
+# Read by Settings.from_env in each worker (the app is loaded after fork).
+if int(os.environ.get("DB_POOL_MAX", "0") or 0) < threads:
+    os.environ["DB_POOL_MAX"] = str(threads)

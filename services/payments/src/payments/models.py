@@ -1,0 +1,131 @@
+"""Payments domain objects, statuses and pure state transitions."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+
+
+class OrderStatus(StrEnum):
+    CREATED = "created"
+    ATTEMPTED = "attempted"
+    PAID = "paid"
+
+
+class PaymentStatus(StrEnum):
+    PENDING = "pending"
+    PROCESSING = "processing"
+    SUCCESS = "success"
+    FAILED = "failed"
+
+
+class Method(StrEnum):
+    UPI = "upi"
+    CARD = "card"
+
+
+FINAL_STATUSES = frozenset({PaymentStatus.SUCCESS, PaymentStatus.FAILED})
+
+_PAYMENT_TRANSITIONS: dict[PaymentStatus, frozenset[PaymentStatus]] = {
+    PaymentStatus.PENDING: frozenset({PaymentStatus.PROCESSING}),
+    PaymentStatus.PROCESSING: frozenset({PaymentStatus.SUCCESS, PaymentStatus.FAILED}),
+    PaymentStatus.SUCCESS: frozenset(),
+    PaymentStatus.FAILED: frozenset(),
+}
+
+_ORDER_RANK = {OrderStatus.CREATED: 0, OrderStatus.ATTEMPTED: 1, OrderStatus.PAID: 2}
+
+
+def can_transition(current: PaymentStatus | str, target: PaymentStatus | str) -> bool:
+    """Tell whether a payment may move from ``current`` to ``target``."""
+    return PaymentStatus(target) in _PAYMENT_TRANSITIONS[PaymentStatus(current)]
+
+
+def order_status_after(current: OrderStatus | str, payment_status: PaymentStatus | str) -> OrderStatus:
+    """Return an order's status once one of its payments reached ``payment_status``.
+
+    An order only moves forward: created -> attempted (a payment exists) -> paid.
+    """
+    current = OrderStatus(current)
+    wanted = OrderStatus.PAID if PaymentStatus(payment_status) == PaymentStatus.SUCCESS else OrderStatus.ATTEMPTED
+    return wanted if _ORDER_RANK[wanted] > _ORDER_RANK[current] else current
+
+
+@dataclass(frozen=True)
+class Order:
+    id: str
+    merchant_id: str
+    amount: int
+    currency: str
+    receipt: str | None
+    notes: dict
+    status: str
+    created_at: datetime
+    updated_at: datetime
+
+
+@dataclass(frozen=True)
+class PublicOrder:
+    id: str
+    amount: int
+    currency: str
+    status: str
+    merchant_name: str | None
+
+
+@dataclass(frozen=True)
+class Payment:
+    id: str
+    merchant_id: str
+    order_id: str | None
+    amount: int
+    currency: str
+    method: str
+    status: str
+    vpa: str | None
+    card_network: str | None
+    card_last4: str | None
+    error_code: str | None
+    error_description: str | None
+    captured: bool
+    captured_at: datetime | None
+    amount_refunded: int
+    created_at: datetime
+    updated_at: datetime
+
+
+def can_capture(payment: Payment) -> bool:
+    """Tell whether a payment may be captured (succeeded and not captured yet)."""
+    return payment.status == PaymentStatus.SUCCESS and not payment.captured
+
+
+@dataclass(frozen=True)
+class Instrument:
+    """What is kept of a payment instrument: never the card number or CVV."""
+
+    method: Method
+    vpa: str | None = None
+    card_network: str | None = None
+    card_last4: str | None = None
+    card_expiry_month: int | None = None
+    card_expiry_year: int | None = None
+    card_holder_name: str | None = None
+    # A deterministic test instrument's answer, decided from the number at creation.
+    bank_outcome: str | None = None
+    bank_error_code: str | None = None
+
+
+@dataclass(frozen=True)
+class BankDecision:
+    status: PaymentStatus
+    error_code: str | None = None
+    error_description: str | None = None
+
+
+@dataclass(frozen=True)
+class Page:
+    items: list
+    total: int
+    limit: int
+    offset: int

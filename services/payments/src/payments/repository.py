@@ -1,0 +1,335 @@
+"""SQL for the payments schema; returns dataclasses."""
+
+from __future__ import annotations
+
+import json
+
+from gateway_common.db import Transaction
+from psycopg2.extras import Json, execute_values
+
+from payments.models import Instrument, Order, Payment, PublicOrder
+
+_ORDER_COLUMNS = (
+    "id, merchant_id::text AS merchant_id, amount, currency, receipt, notes, status, created_at, updated_at"
+)
+_PAYMENT_COLUMNS = (
+    "id, merchant_id::text AS merchant_id, order_id, amount, currency, method, status, vpa, card_network, "
+    "card_last4, error_code, error_description, captured, captured_at, amount_refunded, created_at, updated_at"
+)
+_P_PAYMENT_COLUMNS = ", ".join(f"p.{c.strip()}" for c in _PAYMENT_COLUMNS.split(","))
+
+
+def _order(row: dict | None) -> Order | None:
+    return Order(**row) if row else None
+
+
+def _payment(row: dict | None) -> Payment | None:
+    return Payment(**row) if row else None
+
+
+# ---------------------------------------------------------------- orders
+
+
+def insert_order(
+    tx: Transaction, order_id: str, merchant_id: str, amount: int, currency: str, receipt: str | None, notes: dict
+) -> Order:
+    """Insert an order and return it."""
+    tx.cursor.execute(
+        f"INSERT INTO payments.orders (id, merchant_id, amount, currency, receipt, notes) "  # noqa: S608
+        f"VALUES (%s, %s, %s, %s, %s, %s) RETURNING {_ORDER_COLUMNS}",
+        (order_id, merchant_id, amount, currency, receipt, Json(notes)),
+    )
+    return Order(**tx.cursor.fetchone())
+
+
+def get_order(tx: Transaction, merchant_id: str, order_id: str) -> Order | None:
+    """Load one of a merchant's orders."""
+    tx.cursor.execute(
+        f"SELECT {_ORDER_COLUMNS} FROM payments.orders WHERE id = %s AND merchant_id = %s",  # noqa: S608
+        (order_id, merchant_id),
+    )
+    return _order(tx.cursor.fetchone())
+
+
+def list_orders(tx: Transaction, merchant_id: str, limit: int, offset: int) -> tuple[list[Order], int]:
+    """Return a page of a merchant's orders, newest first, and how many there are."""
+    tx.cursor.execute(
+        f"SELECT {_ORDER_COLUMNS} FROM payments.orders WHERE merchant_id = %s "  # noqa: S608
+        "ORDER BY created_at DESC, id DESC LIMIT %s OFFSET %s",
+        (merchant_id, limit, offset),
+    )
+    items = [Order(**row) for row in tx.cursor.fetchall()]
+    tx.cursor.execute("SELECT count(*) AS n FROM payments.orders WHERE merchant_id = %s", (merchant_id,))
+    return items, tx.cursor.fetchone()["n"]
+
+
+def get_public_order(tx: Transaction, order_id: str) -> PublicOrder | None:
+    """Load an order with its merchant's display name (nothing secret)."""
+    tx.cursor.execute(
+        "SELECT o.id, o.amount, o.currency, o.status, "
+        "(SELECT pm.name FROM auth.public_merchants pm WHERE pm.merchant_id = o.merchant_id LIMIT 1) AS merchant_name "
+        "FROM payments.orders o WHERE o.id = %s",
+        (order_id,),
+    )
+    row = tx.cursor.fetchone()
+    return PublicOrder(**row) if row else None
+
+
+def mark_order_attempted(tx: Transaction, order_id: str) -> None:
+    """Move an order from created to attempted (never backwards)."""
+    tx.cursor.execute(
+        "UPDATE payments.orders SET status = 'attempted', updated_at = now() WHERE id = %s AND status = 'created'",
+        (order_id,),
+    )
+
+
+def mark_orders_paid(tx: Transaction, order_ids: list[str]) -> None:
+    """Mark orders paid (a payment of theirs succeeded)."""
+    if order_ids:
+        tx.cursor.execute(
+            "UPDATE payments.orders SET status = 'paid', updated_at = now() WHERE id = ANY(%s) AND status <> 'paid'",
+            (sorted(set(order_ids)),),
+        )
+
+
+def merchant_for_key(tx: Transaction, api_key: str) -> str | None:
+    """Return the merchant owning an active public API key."""
+    tx.cursor.execute(
+        "SELECT merchant_id::text AS merchant_id FROM auth.public_merchants WHERE api_key = %s LIMIT 1", (api_key,)
+    )
+    row = tx.cursor.fetchone()
+    return row["merchant_id"] if row else None
+
+
+# ---------------------------------------------------------------- payments
+
+
+def insert_payment(
+    tx: Transaction,
+    payment: Payment,
+    order_ref: str | None,
+    instrument: Instrument,
+    events: list[dict],
+    *,
+    mark_order_attempted: bool = False,
+) -> None:
+    """Insert a pending payment (due for the bank at once) and its events, in one round trip.
+
+    The statements go to the server as one query string, which PostgreSQL runs atomically
+    even in autocommit mode: the payment and its outbox rows commit together or not at all.
+    """
+    statements = [
+        "INSERT INTO payments.payments (id, merchant_id, order_id, order_ref, amount, currency, method, vpa, "
+        "card_network, card_last4, card_expiry_month, card_expiry_year, card_holder_name, bank_outcome, "
+        "bank_error_code, created_at, updated_at, next_run_at) "
+        "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, now())"
+    ]
+    params: list = [
+        payment.id,
+        payment.merchant_id,
+        payment.order_id,
+        order_ref,
+        payment.amount,
+        payment.currency,
+        payment.method,
+        instrument.vpa,
+        instrument.card_network,
+        instrument.card_last4,
+        instrument.card_expiry_month,
+        instrument.card_expiry_year,
+        instrument.card_holder_name,
+        instrument.bank_outcome,
+        instrument.bank_error_code,
+        payment.created_at,
+        payment.updated_at,
+    ]
+    if mark_order_attempted and order_ref:
+        statements.append(
+            "UPDATE payments.orders SET status = 'attempted', updated_at = now() WHERE id = %s AND status = 'created'"
+        )
+        params.append(order_ref)
+    if events:
+        statements.append(
+            "INSERT INTO payments.outbox (event_id, event_type, merchant_id, payload) VALUES "  # noqa: S608 - placeholders only
+            + ", ".join(["(%s, %s, %s, %s)"] * len(events))
+        )
+        for e in events:
+            params.extend([e["id"], e["event"], e["merchant_id"], json.dumps(e)])
+    tx.cursor.execute("; ".join(statements), params)
+
+
+def get_payment(tx: Transaction, merchant_id: str, payment_id: str, *, for_update: bool = False) -> Payment | None:
+    """Load one of a merchant's payments (optionally locking it)."""
+    lock = " FOR UPDATE" if for_update else ""
+    tx.cursor.execute(
+        f"SELECT {_PAYMENT_COLUMNS} FROM payments.payments WHERE id = %s AND merchant_id = %s{lock}",  # noqa: S608
+        (payment_id, merchant_id),
+    )
+    return _payment(tx.cursor.fetchone())
+
+
+def get_payment_by_id(tx: Transaction, payment_id: str) -> Payment | None:
+    """Load a payment by id alone (public checkout status)."""
+    tx.cursor.execute(f"SELECT {_PAYMENT_COLUMNS} FROM payments.payments WHERE id = %s", (payment_id,))  # noqa: S608
+    return _payment(tx.cursor.fetchone())
+
+
+def list_payments(
+    tx: Transaction,
+    merchant_id: str,
+    limit: int,
+    offset: int,
+    status: str | None = None,
+    method: str | None = None,
+    q: str | None = None,
+) -> tuple[list[Payment], int]:
+    """Return a filtered page of a merchant's payments, newest first, and the filtered total."""
+    where = ["merchant_id = %s"]
+    params: list = [merchant_id]
+    if status:
+        where.append("status = %s")
+        params.append(status)
+    if method:
+        where.append("method = %s")
+        params.append(method)
+    if q:
+        where.append("(id = %s OR order_id = %s)")
+        params.extend([q, q])
+    condition = " AND ".join(where)  # only literals from this function; values stay parameters
+    tx.cursor.execute(
+        f"SELECT {_PAYMENT_COLUMNS} FROM payments.payments WHERE {condition} "  # noqa: S608
+        "ORDER BY created_at DESC, id DESC LIMIT %s OFFSET %s",
+        (*params, limit, offset),
+    )
+    items = [Payment(**row) for row in tx.cursor.fetchall()]
+    if offset == 0 and len(items) < limit:
+        return items, len(items)
+    tx.cursor.execute(f"SELECT count(*) AS n FROM payments.payments WHERE {condition}", params)  # noqa: S608
+    return items, tx.cursor.fetchone()["n"]
+
+
+def mark_captured(tx: Transaction, payment_id: str) -> Payment:
+    """Mark a (locked, successful) payment captured."""
+    tx.cursor.execute(
+        "UPDATE payments.payments SET captured = true, captured_at = now(), updated_at = now() "  # noqa: S608
+        f"WHERE id = %s RETURNING {_PAYMENT_COLUMNS}",
+        (payment_id,),
+    )
+    return Payment(**tx.cursor.fetchone())
+
+
+def totals_by_day(tx: Transaction, merchant_id: str) -> list[dict]:
+    """Return per-UTC-day, per-status counts and amounts of all of a merchant's payments (one scan)."""
+    tx.cursor.execute(
+        "SELECT (created_at AT TIME ZONE 'UTC')::date AS day, status, count(*) AS n, "
+        "coalesce(sum(amount), 0) AS amount FROM payments.payments WHERE merchant_id = %s GROUP BY 1, 2",
+        (merchant_id,),
+    )
+    return [dict(row) for row in tx.cursor.fetchall()]
+
+
+def count_by_status(tx: Transaction) -> dict[str, int]:
+    """Count every payment by status."""
+    tx.cursor.execute("SELECT status, count(*) AS n FROM payments.payments GROUP BY status")
+    return {row["status"]: row["n"] for row in tx.cursor.fetchall()}
+
+
+# ---------------------------------------------------------------- the bank's schedule
+
+
+def claim_due(tx: Transaction, limit: int) -> list[dict]:
+    """Lock payments whose ``next_run_at`` has come, skipping rows others hold."""
+    tx.cursor.execute(
+        "SELECT id, status FROM payments.payments WHERE next_run_at <= now() "
+        "ORDER BY next_run_at LIMIT %s FOR UPDATE SKIP LOCKED",
+        (limit,),
+    )
+    return [dict(row) for row in tx.cursor.fetchall()]
+
+
+def start_processing(tx: Transaction, ids: list[str], delays_ms: list[int]) -> None:
+    """Hand pending payments to the bank: processing, due after each one's delay."""
+    tx.cursor.execute(
+        "UPDATE payments.payments AS p SET status = 'processing', "
+        "bank_due_at = now() + d.ms * interval '1 millisecond', "
+        "next_run_at = now() + d.ms * interval '1 millisecond', updated_at = now() "
+        "FROM unnest(%s::text[], %s::int[]) AS d(id, ms) WHERE p.id = d.id AND p.status = 'pending'",
+        (ids, delays_ms),
+    )
+
+
+def lease(tx: Transaction, ids: list[str], seconds: int) -> None:
+    """Push ``next_run_at`` out while a task completes these payments (re-sent if it dies)."""
+    tx.cursor.execute(
+        "UPDATE payments.payments SET next_run_at = now() + %s * interval '1 second' WHERE id = ANY(%s)",
+        (seconds, ids),
+    )
+
+
+def unschedule(tx: Transaction, ids: list[str]) -> None:
+    """Take payments off the bank's schedule."""
+    tx.cursor.execute("UPDATE payments.payments SET next_run_at = NULL WHERE id = ANY(%s)", (ids,))
+
+
+def lock_answerable(tx: Transaction, ids: list[str]) -> list[dict]:
+    """Lock the given payments that are processing and whose bank answer is due."""
+    tx.cursor.execute(
+        "SELECT id, method, order_ref, bank_outcome, bank_error_code FROM payments.payments "
+        "WHERE id = ANY(%s) AND status = 'processing' AND bank_due_at <= now() ORDER BY id FOR UPDATE",
+        (ids,),
+    )
+    return [dict(row) for row in tx.cursor.fetchall()]
+
+
+def complete(tx: Transaction, ids: list[str], statuses: list[str], codes: list, descriptions: list) -> list[Payment]:
+    """Record the bank's answers and take the payments off the schedule."""
+    tx.cursor.execute(
+        "UPDATE payments.payments AS p SET status = d.status, error_code = d.code, error_description = d.description, "  # noqa: S608
+        "next_run_at = NULL, updated_at = now() "
+        "FROM unnest(%s::text[], %s::text[], %s::text[], %s::text[]) AS d(id, status, code, description) "
+        f"WHERE p.id = d.id AND p.status = 'processing' RETURNING {_P_PAYMENT_COLUMNS}",
+        (ids, statuses, codes, descriptions),
+    )
+    return [Payment(**row) for row in tx.cursor.fetchall()]
+
+
+def apply_refund(tx: Transaction, refund_id: str, payment_id: str, merchant_id: str, amount: int) -> bool:
+    """Add a processed refund to ``amount_refunded`` once per refund id; return whether applied."""
+    tx.cursor.execute(
+        "SELECT id FROM payments.payments WHERE id = %s AND merchant_id = %s FOR UPDATE", (payment_id, merchant_id)
+    )
+    if tx.cursor.fetchone() is None:
+        return False
+    tx.cursor.execute(
+        "INSERT INTO payments.applied_refunds (refund_id, payment_id, amount) VALUES (%s, %s, %s) "
+        "ON CONFLICT (refund_id) DO NOTHING RETURNING refund_id",
+        (refund_id, payment_id, amount),
+    )
+    if tx.cursor.fetchone() is None:
+        return False
+    tx.cursor.execute(
+        "UPDATE payments.payments SET amount_refunded = amount_refunded + %s, updated_at = now() WHERE id = %s",
+        (amount, payment_id),
+    )
+    return True
+
+
+def prune_idempotency_keys(tx: Transaction, limit: int) -> int:
+    """Delete up to ``limit`` expired Idempotency-Key rows; return how many."""
+    tx.cursor.execute(
+        "DELETE FROM payments.idempotency_keys WHERE ctid IN "
+        "(SELECT ctid FROM payments.idempotency_keys WHERE expires_at < now() LIMIT %s)",
+        (limit,),
+    )
+    return tx.cursor.rowcount
+
+
+def insert_events(tx: Transaction, events: list[dict]) -> None:
+    """Write several outbox events (envelopes from ``events.make_event``) in one statement."""
+    if events:
+        execute_values(
+            tx.cursor,
+            "INSERT INTO payments.outbox (event_id, event_type, merchant_id, payload) VALUES %s",
+            [(e["id"], e["event"], e["merchant_id"], json.dumps(e)) for e in events],
+            page_size=500,
+        )

@@ -1,0 +1,283 @@
+"""Wire shapes of the payments API (marshmallow) and the serializers the API and events share."""
+
+from __future__ import annotations
+
+import math
+
+import marshmallow as ma
+from gateway_common.money import CURRENCIES
+from gateway_common.schemas import PageQuerySchema, RequestSchema, amount_field
+from gateway_common.timeutil import iso
+from marshmallow import Schema, fields, validate, validates_schema
+
+from payments.models import Method, Order, Payment, PaymentStatus, PublicOrder
+
+_CURRENCY = validate.OneOf(sorted(CURRENCIES), error="currency must be a supported ISO 4217 code")
+_METHOD = validate.OneOf([m.value for m in Method], error="method must be one of: upi, card")
+_STATUS = validate.OneOf(
+    [s.value for s in PaymentStatus], error="status must be one of: pending, processing, success, failed"
+)
+
+
+class Text(fields.String):
+    """A string PostgreSQL can store (no NUL characters)."""
+
+    def _deserialize(self, value: object, attr: str | None, data: object, **kwargs: object) -> str:
+        text = super()._deserialize(value, attr, data, **kwargs)
+        if "\x00" in text:
+            raise ma.ValidationError("Must not contain NUL characters.")
+        return text
+
+
+class NoteValue(fields.Field):
+    """A notes value: a string (max 512), a finite number, a boolean or null."""
+
+    def _deserialize(self, value: object, attr: str | None, data: object, **kwargs: object) -> object:
+        if value is None or isinstance(value, (bool, int)):
+            return value
+        if isinstance(value, float) and math.isfinite(value):
+            return value
+        if isinstance(value, str) and len(value) <= 512 and "\x00" not in value:
+            return value
+        raise ma.ValidationError("notes values must be strings (max 512 characters), numbers or booleans")
+
+
+class StringOrInt(fields.Field):
+    """A string or an integer (not a boolean), kept as given for the validators."""
+
+    def _deserialize(self, value: object, attr: str | None, data: object, **kwargs: object) -> object:
+        if isinstance(value, bool) or not isinstance(value, (str, int)):
+            raise ma.ValidationError("Must be a string or an integer.")
+        return value
+
+
+# ---------------------------------------------------------------- requests
+
+
+class CreateOrderRequest(RequestSchema):
+    amount = amount_field(100)
+    currency = fields.String(load_default="INR", validate=_CURRENCY)
+    receipt = Text(load_default=None, allow_none=True, validate=validate.Length(max=40))
+    notes = fields.Dict(
+        keys=Text(validate=validate.Length(min=1, max=256)),
+        values=NoteValue(allow_none=True),
+        load_default=dict,
+        validate=validate.Length(max=15, error="notes may have at most 15 keys"),
+    )
+
+
+class CardRequest(RequestSchema):
+    # Presence and format are checked by the validators so they answer INVALID_CARD / EXPIRED_CARD.
+    number = fields.String(load_default=None, validate=validate.Length(max=64))
+    expiry_month = StringOrInt(load_default=None)
+    expiry_year = StringOrInt(load_default=None)
+    cvv = fields.String(load_default=None, validate=validate.Length(max=16))
+    holder_name = Text(load_default=None, allow_none=True, validate=validate.Length(max=100))
+
+
+class CreatePaymentRequest(RequestSchema):
+    order_id = Text(validate=validate.Length(min=1, max=64))
+    method = fields.String(required=True, validate=_METHOD)
+    vpa = Text(validate=validate.Length(max=255))
+    card = fields.Nested(CardRequest)
+    amount = amount_field(100, required=False)
+    currency = fields.String(validate=_CURRENCY)
+
+    @validates_schema
+    def _shape(self, data: dict, **kwargs: object) -> None:
+        if "order_id" not in data and "amount" not in data:
+            raise ma.ValidationError("order_id or amount is required", "order_id")
+        if data.get("method") == Method.UPI and "card" in data:
+            raise ma.ValidationError("card is not allowed for method upi", "card")
+        if data.get("method") == Method.CARD and "vpa" in data:
+            raise ma.ValidationError("vpa is not allowed for method card", "vpa")
+
+
+class PublicPaymentRequest(CreatePaymentRequest):
+    order_id = Text(required=True, validate=validate.Length(min=1, max=64))
+    key = Text(validate=validate.Length(min=1, max=128))
+
+
+class CaptureRequest(RequestSchema):
+    amount = amount_field(100, required=False)
+    currency = fields.String(validate=_CURRENCY)
+
+
+class PaymentListQuery(PageQuerySchema):
+    status = fields.String(validate=_STATUS)
+    method = fields.String(validate=_METHOD)
+    q = Text(validate=validate.Length(max=64))
+
+
+class StatsQuery(Schema):
+    class Meta:
+        unknown = ma.EXCLUDE
+
+    days = fields.Integer(load_default=14, validate=validate.Range(min=1, max=366))
+
+
+# ---------------------------------------------------------------- responses (OpenAPI)
+
+
+class OrderSchema(Schema):
+    id = fields.String(required=True)
+    merchant_id = fields.String(required=True)
+    amount = fields.Integer(required=True)
+    currency = fields.String(required=True)
+    receipt = Text(allow_none=True)
+    notes = fields.Dict(required=True)
+    status = fields.String(required=True)
+    created_at = fields.String(required=True)
+    updated_at = fields.String()
+
+
+class OrderListSchema(Schema):
+    data = fields.List(fields.Nested(OrderSchema), required=True)
+    total = fields.Integer(required=True)
+    limit = fields.Integer(required=True)
+    offset = fields.Integer(required=True)
+
+
+class PublicOrderSchema(Schema):
+    id = fields.String(required=True)
+    amount = fields.Integer(required=True)
+    currency = fields.String(required=True)
+    status = fields.String(required=True)
+    merchant_name = fields.String(allow_none=True)
+
+
+class PaymentSchema(Schema):
+    id = fields.String(required=True)
+    order_id = fields.String(allow_none=True)
+    merchant_id = fields.String(required=True)
+    amount = fields.Integer(required=True)
+    currency = fields.String(required=True)
+    method = fields.String(required=True)
+    status = fields.String(required=True)
+    vpa = fields.String(metadata={"description": "UPI payments only"})
+    card_network = fields.String(metadata={"description": "card payments only"})
+    card_last4 = fields.String(metadata={"description": "card payments only"})
+    captured = fields.Boolean(required=True)
+    captured_at = fields.String(allow_none=True)
+    amount_refunded = fields.Integer(required=True)
+    error_code = fields.String(allow_none=True)
+    error_description = fields.String(allow_none=True)
+    created_at = fields.String(required=True)
+    updated_at = fields.String(required=True)
+
+
+class PaymentListSchema(Schema):
+    data = fields.List(fields.Nested(PaymentSchema), required=True)
+    total = fields.Integer(required=True)
+    limit = fields.Integer(required=True)
+    offset = fields.Integer(required=True)
+
+
+class PublicPaymentSchema(Schema):
+    id = fields.String(required=True)
+    order_id = fields.String(allow_none=True)
+    status = fields.String(required=True)
+    amount = fields.Integer(required=True)
+    currency = fields.String(required=True)
+    method = fields.String(required=True)
+    error_code = fields.String(allow_none=True)
+    error_description = fields.String(allow_none=True)
+
+
+class DailyStatsSchema(Schema):
+    date = fields.String(required=True)
+    count = fields.Integer(required=True)
+    success_count = fields.Integer(required=True)
+    amount = fields.Integer(required=True)
+    success_rate = fields.Float(required=True)
+
+
+class StatsSchema(Schema):
+    total_transactions = fields.Integer(required=True)
+    successful_transactions = fields.Integer(required=True)
+    failed_transactions = fields.Integer(required=True)
+    total_amount = fields.Integer(required=True)
+    success_rate = fields.Float(required=True)
+    currency = fields.String(required=True)
+    daily = fields.List(fields.Nested(DailyStatsSchema), required=True)
+
+
+class JobsStatusSchema(Schema):
+    pending = fields.Integer(required=True)
+    processing = fields.Integer(required=True)
+    completed = fields.Integer(required=True)
+    failed = fields.Integer(required=True)
+    worker_status = fields.String(required=True)
+
+
+# ---------------------------------------------------------------- serializers
+# Plain functions rather than schema.dump(): they sit on the hot path, and events must
+# carry exactly what GET /payments/{id} answers.
+
+
+def order_body(order: Order, *, with_updated_at: bool = True) -> dict:
+    """Serialize an order (POST /orders omits ``updated_at``)."""
+    body = {
+        "id": order.id,
+        "merchant_id": order.merchant_id,
+        "amount": order.amount,
+        "currency": order.currency,
+        "receipt": order.receipt,
+        "notes": order.notes,
+        "status": order.status,
+        "created_at": iso(order.created_at),
+    }
+    if with_updated_at:
+        body["updated_at"] = iso(order.updated_at)
+    return body
+
+
+def public_order_body(order: PublicOrder) -> dict:
+    """Serialize what the checkout page may see of an order."""
+    return {
+        "id": order.id,
+        "amount": order.amount,
+        "currency": order.currency,
+        "status": order.status,
+        "merchant_name": order.merchant_name,
+    }
+
+
+def payment_body(payment: Payment) -> dict:
+    """Serialize a payment as GET /payments/{id} answers (and events carry)."""
+    body = {
+        "id": payment.id,
+        "order_id": payment.order_id,
+        "merchant_id": payment.merchant_id,
+        "amount": payment.amount,
+        "currency": payment.currency,
+        "method": payment.method,
+        "status": payment.status,
+    }
+    if payment.method == Method.UPI:
+        body["vpa"] = payment.vpa
+    else:
+        body["card_network"] = payment.card_network
+        body["card_last4"] = payment.card_last4
+    body["captured"] = payment.captured
+    body["captured_at"] = iso(payment.captured_at)
+    body["amount_refunded"] = payment.amount_refunded
+    body["error_code"] = payment.error_code
+    body["error_description"] = payment.error_description
+    body["created_at"] = iso(payment.created_at)
+    body["updated_at"] = iso(payment.updated_at)
+    return body
+
+
+def public_payment_body(payment: Payment) -> dict:
+    """Serialize what the checkout page may see of a payment."""
+    return {
+        "id": payment.id,
+        "order_id": payment.order_id,
+        "status": payment.status,
+        "amount": payment.amount,
+        "currency": payment.currency,
+        "method": payment.method,
+        "error_code": payment.error_code,
+        "error_description": payment.error_description,
+    }

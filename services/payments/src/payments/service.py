@@ -1,0 +1,424 @@
+"""Payments use cases and their transaction boundaries."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import Callable, Iterable, Iterator
+from datetime import UTC, datetime, timedelta
+
+import psycopg2.errors
+import psycopg2.extras
+from gateway_common.db import Database, Transaction
+from gateway_common.errors import AuthenticationError, BadRequestError
+from gateway_common.events import Outbox, make_event
+from gateway_common.ids import is_id, new_id
+
+from payments import bank, repository
+from payments.errors import InvalidCardError, NotCapturableError, OrderNotFoundError, PaymentNotFoundError
+from payments.models import (
+    Instrument,
+    Method,
+    Order,
+    Page,
+    Payment,
+    PaymentStatus,
+    PublicOrder,
+    can_capture,
+)
+from payments.schemas import payment_body
+from payments.validators import card_network, normalize_card_number, validate_cvv, validate_expiry, validate_vpa
+
+log = logging.getLogger(__name__)
+
+OUTBOX = Outbox("payments")
+SWEEP_BATCH = 200
+LEASE_SECONDS = 10
+DEFAULT_CURRENCY = "INR"
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+@contextlib.contextmanager
+def single_statement(db: Database) -> Iterator[Transaction]:
+    """Run one query string in autocommit (joining an open transaction if there is one).
+
+    A query string is atomic on its own, so hot paths skip the BEGIN and COMMIT round trips.
+    """
+    if db.current() is not None:
+        with db.transaction() as tx:
+            yield tx
+        return
+    with db.connection() as conn:
+        conn.autocommit = True
+        try:
+            with conn.cursor(cursor_factory=psycopg2.extras.RealDictCursor) as cursor:
+                yield Transaction(cursor)
+        finally:
+            if not conn.closed:
+                conn.autocommit = False
+
+
+# ---------------------------------------------------------------- orders
+
+
+def create_order(db: Database, merchant_id: str, data: dict) -> Order:
+    """Create an order for a merchant."""
+    with db.transaction() as tx:
+        return repository.insert_order(
+            tx,
+            new_id("order_"),
+            merchant_id,
+            data["amount"],
+            data.get("currency") or DEFAULT_CURRENCY,
+            data.get("receipt"),
+            data.get("notes") or {},
+        )
+
+
+def get_order(db: Database, merchant_id: str, order_id: str) -> Order:
+    """Return one of the merchant's orders or raise 404."""
+    if not is_id(order_id, "order_"):
+        raise OrderNotFoundError()
+    with single_statement(db) as tx:
+        order = repository.get_order(tx, merchant_id, order_id)
+    if order is None:
+        raise OrderNotFoundError()
+    return order
+
+
+def list_orders(db: Database, merchant_id: str, limit: int, offset: int) -> Page:
+    """Return a page of the merchant's orders, newest first."""
+    with db.transaction() as tx:
+        items, total = repository.list_orders(tx, merchant_id, limit, offset)
+    return Page(items, total, limit, offset)
+
+
+def get_public_order(db: Database, order_id: str) -> PublicOrder:
+    """Return what the checkout page may see of an order."""
+    if not is_id(order_id, "order_"):
+        raise OrderNotFoundError()
+    with single_statement(db) as tx:
+        order = repository.get_public_order(tx, order_id)
+    if order is None:
+        raise OrderNotFoundError()
+    return order
+
+
+# ---------------------------------------------------------------- payments
+
+
+def build_instrument(data: dict) -> Instrument:
+    """Validate the payment method's details and keep only what may be stored."""
+    method = Method(data["method"])
+    if method == Method.UPI:
+        vpa = validate_vpa(data.get("vpa"))
+        outcome, code = bank.preset_outcome(method, vpa=vpa)
+        return Instrument(method=method, vpa=vpa, bank_outcome=outcome, bank_error_code=code)
+    card = data.get("card")
+    if not isinstance(card, dict):
+        raise InvalidCardError("card is required for method card")
+    number = normalize_card_number(card.get("number"))
+    validate_cvv(card.get("cvv"))
+    month, year = validate_expiry(card.get("expiry_month"), card.get("expiry_year"), _now().date())
+    outcome, code = bank.preset_outcome(method, card_number=number)
+    holder = card.get("holder_name")
+    return Instrument(
+        method=method,
+        card_network=card_network(number),
+        card_last4=number[-4:],
+        card_expiry_month=month,
+        card_expiry_year=year,
+        card_holder_name=holder.strip() if isinstance(holder, str) and holder.strip() else None,
+        bank_outcome=outcome,
+        bank_error_code=code,
+    )
+
+
+def create_payment(db: Database, merchant_id: str, data: dict, *, require_order: bool = False) -> Payment:
+    """Create a pending payment; the bank sweeper picks it up within ~100 ms."""
+    instrument = build_instrument(data)
+    order_id = data.get("order_id")
+    # Only a well-formed order id can name an order; anything else is the merchant's reference.
+    order = None
+    if order_id and is_id(order_id, "order_"):
+        with single_statement(db) as tx:
+            order = repository.get_order(tx, merchant_id, order_id)
+    if order is not None:
+        if "amount" in data and data["amount"] != order.amount:
+            raise BadRequestError("amount must equal the order amount")
+        if "currency" in data and data["currency"] != order.currency:
+            raise BadRequestError("currency must equal the order currency")
+        if order.status == "paid":
+            raise BadRequestError("Order has already been paid")
+        amount, currency = order.amount, order.currency
+    elif require_order or "amount" not in data:
+        raise OrderNotFoundError()
+    else:
+        amount, currency = data["amount"], data.get("currency") or DEFAULT_CURRENCY
+    now = _now()
+    payment = Payment(
+        id=new_id("pay_"),
+        merchant_id=merchant_id,
+        order_id=order_id,
+        amount=amount,
+        currency=currency,
+        method=str(instrument.method),
+        status=str(PaymentStatus.PENDING),
+        vpa=instrument.vpa,
+        card_network=instrument.card_network,
+        card_last4=instrument.card_last4,
+        error_code=None,
+        error_description=None,
+        captured=False,
+        captured_at=None,
+        amount_refunded=0,
+        created_at=now,
+        updated_at=now,
+    )
+    event_data = {"payment": payment_body(payment)}
+    # The same envelopes Outbox.add writes, sent with the payment in one round trip.
+    events = [
+        make_event("payment.created", merchant_id, event_data),
+        make_event("payment.pending", merchant_id, event_data),
+    ]
+    with single_statement(db) as tx:
+        repository.insert_payment(
+            tx,
+            payment,
+            order.id if order else None,
+            instrument,
+            events,
+            mark_order_attempted=order is not None and order.status == "created",
+        )
+    return payment
+
+
+def merchant_for_public_key(db: Database, api_key: str | None) -> str:
+    """Return the merchant of a public API key (checkout), or raise 401."""
+    if not api_key:
+        raise AuthenticationError("An API key is required (X-Api-Key header or body key)")
+    if len(api_key) > 128 or "\x00" in api_key:
+        raise AuthenticationError("Invalid API key")
+    with single_statement(db) as tx:
+        merchant = repository.merchant_for_key(tx, api_key)
+    if merchant is None:
+        raise AuthenticationError("Invalid API key")
+    return merchant
+
+
+def get_payment(db: Database, merchant_id: str, payment_id: str) -> Payment:
+    """Return one of the merchant's payments or raise 404."""
+    if not is_id(payment_id, "pay_"):
+        raise PaymentNotFoundError()
+    with single_statement(db) as tx:
+        payment = repository.get_payment(tx, merchant_id, payment_id)
+    if payment is None:
+        raise PaymentNotFoundError()
+    return payment
+
+
+def get_public_payment(db: Database, payment_id: str) -> Payment:
+    """Return a payment by id for the checkout page."""
+    if not is_id(payment_id, "pay_"):
+        raise PaymentNotFoundError()
+    with single_statement(db) as tx:
+        payment = repository.get_payment_by_id(tx, payment_id)
+    if payment is None:
+        raise PaymentNotFoundError()
+    return payment
+
+
+def list_payments(db: Database, merchant_id: str, query: dict) -> Page:
+    """Return a filtered page of the merchant's payments, newest first."""
+    limit, offset = query["limit"], query["offset"]
+    with db.transaction() as tx:
+        items, total = repository.list_payments(
+            tx, merchant_id, limit, offset, query.get("status"), query.get("method"), query.get("q")
+        )
+    return Page(items, total, limit, offset)
+
+
+def capture_payment(db: Database, merchant_id: str, payment_id: str, data: dict) -> Payment:
+    """Capture a successful payment, once (the row lock serialises concurrent captures)."""
+    if not is_id(payment_id, "pay_"):
+        raise PaymentNotFoundError()
+    with db.transaction() as tx:
+        payment = repository.get_payment(tx, merchant_id, payment_id, for_update=True)
+        if payment is None:
+            raise PaymentNotFoundError()
+        if not can_capture(payment):
+            raise NotCapturableError()
+        if "amount" in data and data["amount"] != payment.amount:
+            raise BadRequestError("Capture amount must equal the payment amount")
+        if "currency" in data and data["currency"] != payment.currency:
+            raise BadRequestError("Capture currency must equal the payment currency")
+        captured = repository.mark_captured(tx, payment.id)
+        OUTBOX.add(tx, "payment.captured", merchant_id, {"payment": payment_body(captured)})
+    return captured
+
+
+def payment_stats(db: Database, merchant_id: str, days: int) -> dict:
+    """Summarise the merchant's payments: all-time totals and the last ``days`` UTC days."""
+    today = _now().date()
+    since = today - timedelta(days=days - 1)
+    with single_statement(db) as tx:
+        rows = repository.totals_by_day(tx, merchant_id)
+    total = success = failed = success_amount = 0
+    daily = {since + timedelta(days=i): {"count": 0, "success": 0, "failed": 0, "amount": 0} for i in range(days)}
+    for row in rows:
+        n, status = row["n"], row["status"]
+        total += n
+        if status == "success":
+            success += n
+            success_amount += int(row["amount"])
+        elif status == "failed":
+            failed += n
+        day = daily.get(row["day"])
+        if day is None:
+            continue
+        day["count"] += n
+        if status == "success":
+            day["success"] += n
+            day["amount"] += int(row["amount"])
+        elif status == "failed":
+            day["failed"] += n
+    return {
+        "total_transactions": total,
+        "successful_transactions": success,
+        "failed_transactions": failed,
+        "total_amount": success_amount,
+        "success_rate": _rate(success, failed),
+        "currency": DEFAULT_CURRENCY,
+        "daily": [
+            {
+                "date": day.isoformat(),
+                "count": v["count"],
+                "success_count": v["success"],
+                "amount": v["amount"],
+                "success_rate": _rate(v["success"], v["failed"]),
+            }
+            for day, v in daily.items()
+        ],
+    }
+
+
+def _rate(success: int, failed: int) -> float:
+    final = success + failed
+    return round(success * 100 / final, 2) if final else 0
+
+
+def job_counts(db: Database) -> dict[str, int]:
+    """Count payments by processing state for the test endpoint."""
+    with single_statement(db) as tx:
+        counts = repository.count_by_status(tx)
+    return {
+        "pending": counts.get("pending", 0),
+        "processing": counts.get("processing", 0),
+        "completed": counts.get("success", 0),
+        "failed": counts.get("failed", 0),
+    }
+
+
+# ---------------------------------------------------------------- the simulated bank
+
+
+def sweep_due(db: Database, config: bank.BankConfig, dispatch: Callable[[list[str]], None]) -> int:
+    """Move due pending payments to the bank and dispatch the ones whose answer is due.
+
+    Returns how many rows were claimed, so the loop runs again at once while there is work.
+    """
+    with db.transaction() as tx:
+        rows = repository.claim_due(tx, SWEEP_BATCH)
+        if not rows:
+            return 0
+        pending = [r["id"] for r in rows if r["status"] == PaymentStatus.PENDING]
+        answerable = [r["id"] for r in rows if r["status"] == PaymentStatus.PROCESSING]
+        stale = [r["id"] for r in rows if r["status"] not in (PaymentStatus.PENDING, PaymentStatus.PROCESSING)]
+        if pending:
+            repository.start_processing(tx, pending, [bank.delay_ms(config, pid) for pid in pending])
+        if answerable:
+            # A lease: if the task is lost, the row comes due again and is re-sent.
+            repository.lease(tx, answerable, LEASE_SECONDS)
+            tx.on_commit(lambda: dispatch(answerable))
+        if stale:
+            repository.unschedule(tx, stale)
+    return len(rows)
+
+
+def process_payments(db: Database, config: bank.BankConfig, payment_ids: list[str], *, attempts: int = 3) -> int:
+    """Give the bank's answer to processing payments that are due; idempotent."""
+    for attempt in range(attempts):
+        try:
+            return _process_once(db, config, payment_ids)
+        except (psycopg2.errors.DeadlockDetected, psycopg2.errors.SerializationFailure):
+            if attempt == attempts - 1:
+                raise
+            log.warning("bank batch hit a deadlock; retrying")
+    return 0
+
+
+def _process_once(db: Database, config: bank.BankConfig, payment_ids: list[str]) -> int:
+    with db.transaction() as tx:
+        rows = repository.lock_answerable(tx, list(payment_ids))
+        if not rows:
+            return 0
+        decisions = [bank.decide(config, r["id"], r["method"], r["bank_outcome"], r["bank_error_code"]) for r in rows]
+        completed = repository.complete(
+            tx,
+            [r["id"] for r in rows],
+            [str(d.status) for d in decisions],
+            [d.error_code for d in decisions],
+            [d.error_description for d in decisions],
+        )
+        paid_orders = [
+            r["order_ref"]
+            for r, d in zip(rows, decisions, strict=True)
+            if r["order_ref"] and d.status == PaymentStatus.SUCCESS
+        ]
+        repository.mark_orders_paid(tx, paid_orders)
+        repository.insert_events(
+            tx,
+            [
+                make_event(
+                    "payment.success" if p.status == PaymentStatus.SUCCESS else "payment.failed",
+                    p.merchant_id,
+                    {"payment": payment_body(p)},
+                )
+                for p in sorted(completed, key=lambda p: p.id)
+            ],
+        )
+    return len(completed)
+
+
+def prune_idempotency_keys(db: Database) -> int:
+    """Forget Idempotency-Keys older than their 24 h lifetime, a batch at a time."""
+    with db.transaction() as tx:
+        return repository.prune_idempotency_keys(tx, 1000)
+
+
+def apply_refund_events(db: Database, events: Iterable[dict]) -> int:
+    """Add processed refunds to their payments' ``amount_refunded``, once per refund id."""
+    applied = 0
+    for event in events:
+        if not isinstance(event, dict) or event.get("event") != "refund.processed":
+            continue
+        refund = (event.get("data") or {}).get("refund") or {}
+        try:
+            refund_id, payment_id, amount = str(refund["id"]), str(refund["payment_id"]), int(refund["amount"])
+            merchant_id = str(refund.get("merchant_id") or event["merchant_id"])
+        except (KeyError, TypeError, ValueError):
+            log.warning("ignoring malformed refund event %s", event.get("id"))
+            continue
+        if amount <= 0 or not is_id(payment_id, "pay_"):
+            continue
+        try:
+            with db.transaction() as tx:
+                if repository.apply_refund(tx, refund_id, payment_id, merchant_id, amount):
+                    applied += 1
+        except (psycopg2.DataError, psycopg2.IntegrityError, ValueError):
+            # A poison event (bad ids, over-refund) is logged and skipped, not retried forever.
+            log.error("refund %s cannot be applied to payment %s", refund_id, payment_id)
+    return applied

@@ -1,0 +1,30 @@
+"""Celery tasks of the payments service (thin: load by id, call service)."""
+
+from __future__ import annotations
+
+from celery import shared_task
+
+from payments import runtime, service
+
+QUEUE = "payments"
+PROCESS_TASK = "payments.process"
+
+
+@shared_task(name=PROCESS_TASK, acks_late=True, ignore_result=True)
+def process_payments(payment_ids: list[str]) -> int:
+    """Give the simulated bank's answer to due processing payments."""
+    return service.process_payments(runtime.database(), runtime.bank_config(), payment_ids)
+
+
+@shared_task(
+    name="payments.handle_refund_events",
+    acks_late=True,
+    ignore_result=True,
+    autoretry_for=(Exception,),
+    retry_backoff=1,
+    retry_backoff_max=5,
+    max_retries=120,
+)
+def handle_refund_events(events: list[dict]) -> int:
+    """Apply ``refund.processed`` events to the payments' ``amount_refunded``."""
+    return service.apply_refund_events(runtime.database(), events)

@@ -1,0 +1,45 @@
+"""Celery worker of the payments service: bank tasks plus the sweeper, relay and heartbeat loops.
+
+celery -A payments.worker worker -Q payments -P threads -c 8 -n payments@%h
+"""
+
+from __future__ import annotations
+
+from gateway_common.events import Relay, Route
+from gateway_common.loops import Loop
+from gateway_common.workers import heartbeat_loop, make_celery, run_loops_in_worker
+
+from payments import runtime, service
+from payments.tasks import PROCESS_TASK, QUEUE
+
+WORKER_NAME = "payments-worker"
+ROUTES = [Route("payment.*", "webhooks.handle_events", "webhooks")]
+
+app = make_celery(runtime.settings(), "payments")
+app.conf.task_default_queue = QUEUE
+app.conf.task_routes = {"payments.*": {"queue": QUEUE}}
+app.conf.imports = ["payments.tasks"]
+
+
+def dispatch(payment_ids: list[str]) -> None:
+    """Send one bank task for a batch of payments whose answer is due."""
+    app.send_task(PROCESS_TASK, args=[payment_ids], queue=QUEUE)
+
+
+def make_loops() -> list[Loop]:
+    """Build the loops this worker runs beside its task pool."""
+    settings = runtime.settings()
+    db = runtime.database()
+    relay = Relay(db, "payments", ROUTES, app, runtime.redis_client(), settings.pubsub_prefix)
+    config = runtime.bank_config()
+    return [
+        Loop("payments-bank-sweeper", lambda: service.sweep_due(db, config, dispatch), interval=0.1),
+        Loop("payments-outbox-relay", relay.run_once, interval=0.1),
+        Loop("payments-idempotency-pruner", lambda: service.prune_idempotency_keys(db), interval=300),
+        heartbeat_loop(runtime.redis_client(), settings.pubsub_prefix, WORKER_NAME),
+    ]
+
+
+run_loops_in_worker(app, "payments", make_loops)
+
+import payments.tasks  # noqa: E402, F401 - registers the tasks with this app

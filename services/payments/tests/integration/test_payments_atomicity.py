@@ -1,0 +1,28 @@
+"""A payment and its events are written by one query string: both or neither."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import psycopg2
+import pytest
+from gateway_common.ids import new_id
+from payments import repository, service
+
+
+def test_payment_and_events_commit_together(client, headers, db, admin_conn):
+    created = client.post("/api/v1/payments", json={"amount": 100, "method": "upi", "vpa": "a@b"}, headers=headers)
+    payment = service.get_payment(db, headers["X-Merchant-Id"], created.get_json()["id"])
+    with admin_conn.cursor() as cur:
+        cur.execute(
+            "SELECT payload FROM payments.outbox WHERE event_type = 'payment.created' ORDER BY seq DESC LIMIT 1"
+        )
+        existing_event = cur.fetchone()[0]
+    clone = replace(payment, id=new_id("pay_"))
+    instrument = service.build_instrument({"method": "upi", "vpa": "a@b"})
+    with pytest.raises(psycopg2.IntegrityError), service.single_statement(db) as tx:
+        # Reusing an event id makes the last statement fail; the payment insert must go too.
+        repository.insert_payment(tx, clone, None, instrument, [existing_event])
+    with admin_conn.cursor() as cur:
+        cur.execute("SELECT count(*) FROM payments.payments WHERE id = %s", (clone.id,))
+        assert cur.fetchone()[0] == 0

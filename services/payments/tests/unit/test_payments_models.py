@@ -1,0 +1,127 @@
+"""State transitions and the simulated bank's pure decisions."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import UTC, datetime
+
+import pytest
+from payments import bank
+from payments.models import Method, OrderStatus, Payment, PaymentStatus, can_capture, can_transition, order_status_after
+
+NOW = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+@pytest.mark.parametrize(
+    ("current", "target", "allowed"),
+    [
+        ("pending", "processing", True),
+        ("processing", "success", True),
+        ("processing", "failed", True),
+        ("pending", "success", False),
+        ("pending", "failed", False),
+        ("success", "failed", False),
+        ("failed", "success", False),
+        ("success", "processing", False),
+        ("processing", "pending", False),
+    ],
+)
+def test_payment_transitions(current, target, allowed):
+    assert can_transition(current, target) is allowed
+
+
+@pytest.mark.parametrize(
+    ("order", "payment", "expected"),
+    [
+        ("created", "pending", OrderStatus.ATTEMPTED),
+        ("created", "failed", OrderStatus.ATTEMPTED),
+        ("attempted", "success", OrderStatus.PAID),
+        ("created", "success", OrderStatus.PAID),
+        ("paid", "pending", OrderStatus.PAID),
+        ("paid", "failed", OrderStatus.PAID),
+        ("attempted", "failed", OrderStatus.ATTEMPTED),
+    ],
+)
+def test_order_status_only_moves_forward(order, payment, expected):
+    assert order_status_after(order, payment) == expected
+
+
+def _payment(**changes: object) -> Payment:
+    base = Payment(
+        id="pay_AAAAAAAAAAAAAAAA",
+        merchant_id="m",
+        order_id=None,
+        amount=100,
+        currency="INR",
+        method="upi",
+        status="success",
+        vpa="a@b",
+        card_network=None,
+        card_last4=None,
+        error_code=None,
+        error_description=None,
+        captured=False,
+        captured_at=None,
+        amount_refunded=0,
+        created_at=NOW,
+        updated_at=NOW,
+    )
+    return replace(base, **changes)
+
+
+def test_only_uncaptured_successful_payments_are_capturable():
+    assert can_capture(_payment())
+    assert not can_capture(_payment(captured=True))
+    for status in ("pending", "processing", "failed"):
+        assert not can_capture(_payment(status=status))
+
+
+@pytest.mark.parametrize(
+    ("method", "vpa", "number", "expected"),
+    [
+        (Method.UPI, "success@upi", None, ("success", None)),
+        (Method.UPI, "failure@upi", None, ("failed", "PAYMENT_FAILED")),
+        (Method.UPI, "someone@upi", None, (None, None)),
+        (Method.CARD, None, "4000000000000002", ("failed", "CARD_DECLINED")),
+        (Method.CARD, None, "4000000000009995", ("failed", "INSUFFICIENT_FUNDS")),
+        (Method.CARD, None, "4111111111111111", (None, None)),
+    ],
+)
+def test_deterministic_instruments(method, vpa, number, expected):
+    assert bank.preset_outcome(method, vpa=vpa, card_number=number) == expected
+
+
+def test_instruments_win_over_test_mode_outcome():
+    failing = bank.BankConfig(test_mode=True, test_success=False)
+    passing = bank.BankConfig(test_mode=True, test_success=True)
+    assert bank.decide(failing, "pay_1", "upi", "success", None).status == PaymentStatus.SUCCESS
+    declined = bank.decide(passing, "pay_1", "card", "failed", "CARD_DECLINED")
+    assert declined.status == PaymentStatus.FAILED
+    assert declined.error_code == "CARD_DECLINED"
+    assert declined.error_description
+
+
+def test_test_mode_uses_configured_delay_and_outcome():
+    config = bank.BankConfig(test_mode=True, test_delay_ms=250, test_success=False)
+    assert bank.delay_ms(config, "pay_x") == 250
+    decision = bank.decide(config, "pay_x", "upi", None, None)
+    assert decision.status == PaymentStatus.FAILED
+    assert decision.error_code and decision.error_description
+
+
+def test_live_mode_delays_are_5_to_10_seconds_and_seeded_runs_repeat():
+    config = bank.BankConfig(test_mode=False, seed="42")
+    ids = [f"pay_{i:016d}" for i in range(2000)]
+    delays = [bank.delay_ms(config, pid) for pid in ids]
+    assert all(5000 <= d <= 10000 for d in delays)
+    assert delays == [bank.delay_ms(config, pid) for pid in ids]
+    outcomes = [bank.decide(config, pid, "upi", None, None).status for pid in ids]
+    assert outcomes == [bank.decide(config, pid, "upi", None, None).status for pid in ids]
+    upi_rate = outcomes.count(PaymentStatus.SUCCESS) / len(ids)
+    card_rate = [bank.decide(config, pid, "card", None, None).status for pid in ids].count(PaymentStatus.SUCCESS) / len(
+        ids
+    )
+    assert 0.87 <= upi_rate <= 0.93
+    assert 0.93 <= card_rate <= 0.97
+    other_seed = bank.BankConfig(test_mode=False, seed="43")
+    assert outcomes != [bank.decide(other_seed, pid, "upi", None, None).status for pid in ids]
