@@ -145,3 +145,19 @@ def test_idempotent_view_runs_once_under_concurrency_and_replays_bytes(scratch):
     assert again.get_data() == bad.get_data()
     too_long = client.post("/things", json={"name": "x"}, headers={"Idempotency-Key": "k" * 256})
     assert too_long.status_code == 400
+
+
+def test_nul_characters_in_input_are_a_400_not_a_500(scratch):
+    app, _ = create_base_app(Settings(service="scratch"), title="scratch")
+
+    @app.get("/things")
+    def find():
+        from flask import request
+
+        with scratch.transaction() as tx:
+            tx.cursor.execute("SELECT count(*) AS n FROM scratch.things WHERE name = %s", (request.args["name"],))
+            return jsonify(tx.cursor.fetchone())
+
+    response = app.test_client().get("/things?name=a%00b")
+    assert response.status_code == 400
+    assert response.json["error"]["code"] == "BAD_REQUEST_ERROR"

@@ -119,6 +119,9 @@ def _handle_unexpected(error: Exception) -> Response:
     if isinstance(error, (UNAVAILABLE_ERRORS, redis.exceptions.ConnectionError)):
         log.warning("dependency unavailable: %s", type(error).__name__)
         return api_error_response(ServiceUnavailableError())
+    if isinstance(error, ValueError) and "NUL (0x00)" in str(error):
+        # psycopg2 refuses NUL characters in strings before anything is sent: bad input, not a fault.
+        return envelope_response(400, "BAD_REQUEST_ERROR", "Text values must not contain NUL characters")
     if isinstance(error, ma.ValidationError):
         return envelope_response(400, "BAD_REQUEST_ERROR", describe_validation(error.messages))
     log.exception("unhandled error")
