@@ -29,6 +29,16 @@ PUBLIC = [
     ("post", re.compile(r"^/api/v1/auth/login$")),
 ]
 ERROR_REF = {"$ref": "#/components/schemas/Error"}
+# POSTs that create or change money honour Idempotency-Key (API.md).
+MONEY_POSTS = re.compile(r"^/api/v1/(orders|payments|payments/public|payments/\{[^}]+\}/(capture|refunds))$")
+IDEMPOTENCY_HEADER = {
+    "name": "Idempotency-Key",
+    "in": "header",
+    "required": False,
+    "description": "Run this request once: a repeat with the same key and body replays the first answer byte for "
+    "byte (with Idempotent-Replayed: true) for 24 h; a different body is 422, a repeat while the first is in flight 409.",
+    "schema": {"type": "string", "minLength": 1, "maxLength": 255},
+}
 
 
 def service_spec(name: str) -> dict:
@@ -86,6 +96,11 @@ def build() -> dict:
                     },
                 }
             },
+            # flask-smorest's shared responses, answered by every service in the gateway's envelope.
+            "responses": {
+                "DEFAULT_ERROR": {"description": "Error", "content": {"application/json": {"schema": ERROR_REF}}},
+                "UNPROCESSABLE_ENTITY": {"description": "Invalid request", "content": {"application/json": {"schema": ERROR_REF}}},
+            },
             "securitySchemes": {
                 "ApiKey": {"type": "apiKey", "in": "header", "name": "X-Api-Key"},
                 "ApiSecret": {"type": "apiKey", "in": "header", "name": "X-Api-Secret"},
@@ -115,8 +130,19 @@ def build() -> dict:
                     operation["security"] = []
                 else:
                     responses.setdefault("401", {"description": "Missing or invalid credentials", "content": {"application/json": {"schema": ERROR_REF}}})
+                # Validation errors are 400 here (webargs' 422 is remapped by the error handler);
+                # 422 and 409 belong to Idempotency-Key reuse on money POSTs.
+                if responses.get("422", {}).get("$ref", "").endswith("/UNPROCESSABLE_ENTITY"):
+                    invalid = responses.pop("422")
+                    responses.setdefault("400", invalid)
+                if method == "post" and MONEY_POSTS.search(path):
+                    params = operation.setdefault("parameters", [])
+                    if not any(p.get("name", "").lower() == "idempotency-key" for p in params):
+                        params.append(IDEMPOTENCY_HEADER)
+                    responses.setdefault("409", {"description": "A request with this Idempotency-Key is in flight", "content": {"application/json": {"schema": ERROR_REF}}})
+                    responses.setdefault("422", {"description": "Idempotency-Key reused with a different request", "content": {"application/json": {"schema": ERROR_REF}}})
                 for code, response in list(responses.items()):
-                    if code.startswith(("4", "5")) and "content" not in response:
+                    if code.startswith(("4", "5")) and "content" not in response and "$ref" not in response:
                         response["content"] = {"application/json": {"schema": ERROR_REF}}
                 target[method] = operation
     return merged

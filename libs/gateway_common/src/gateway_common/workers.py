@@ -28,6 +28,8 @@ def make_celery(settings: Settings, name: str) -> Celery:
         task_ignore_result=True,
         worker_prefetch_multiplier=4,
         worker_hijack_root_logger=False,
+        # Keep stderr ours: Celery's redirect would swallow the JSON log lines.
+        worker_redirect_stdouts=False,
         broker_connection_retry_on_startup=True,
         # The key prefix keeps stacks that share a Redis database from consuming each other's tasks.
         broker_transport_options={"visibility_timeout": 300, "global_keyprefix": f"{settings.pubsub_prefix}:celery:"},
