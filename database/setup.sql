@@ -24,6 +24,6 @@ BEGIN
     -- Schemas that publish read-only views to other services.
     GRANT USAGE ON SCHEMA auth TO svc_payments, svc_refunds, svc_webhooks;
     GRANT USAGE ON SCHEMA payments TO svc_refunds, svc_webhooks;
-    GRANT USAGE ON SCHEMA refunds TO svc_payments;
+    GRANT USAGE ON SCHEMA refunds TO svc_payments, svc_webhooks;
 END
 $$;

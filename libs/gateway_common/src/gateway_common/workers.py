@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import socket
 import time
 from collections.abc import Callable
@@ -15,10 +16,40 @@ from gateway_common.logs import configure_logging
 from gateway_common.loops import Loop, LoopRunner
 
 HEARTBEAT_TTL = 15
+log = logging.getLogger(__name__)
+_patched = False
+
+
+def _survive_restore_on_dead_connection() -> None:
+    """Keep a worker alive when Redis goes away while it holds unacknowledged messages.
+
+    After a connection error kombu closes the consumer's channel and restores its unacked
+    messages through that channel; with the connection already gone this raises
+    AttributeError and Celery exits with "Unrecoverable error" (seen when Redis restarts).
+    Skipping the restore loses nothing: the messages stay in Redis's unacked set until the
+    visibility timeout brings them back, and every task here is re-dispatched from PostgreSQL.
+    """
+    global _patched
+    if _patched:
+        return
+    from kombu.transport import redis as kombu_redis
+
+    original = kombu_redis.QoS.restore_unacked
+
+    def restore_unacked(self: object, client: object = None) -> None:
+        try:
+            original(self, client)
+        except (AttributeError, redis.exceptions.ConnectionError, OSError) as exc:
+            log.warning("could not restore unacked messages on a dead connection (%s); "
+                        "they return after the visibility timeout", type(exc).__name__)
+
+    kombu_redis.QoS.restore_unacked = restore_unacked
+    _patched = True
 
 
 def make_celery(settings: Settings, name: str) -> Celery:
     """Create a Celery app on the Redis broker with at-least-once settings."""
+    _survive_restore_on_dead_connection()
     app = Celery(name, broker=settings.redis_url)
     app.conf.update(
         task_serializer="json",
@@ -76,6 +107,8 @@ def run_loops_in_worker(celery_app: Celery, service: str, make_loops: Callable[[
 
         def start(self, worker: object) -> None:
             configure_logging(service)
+            # A line per task received/succeeded costs CPU under load and says little.
+            logging.getLogger("celery").setLevel(logging.WARNING)
             self.runner = LoopRunner(make_loops())
             self.runner.start()
 
