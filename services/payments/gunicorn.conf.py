@@ -2,15 +2,17 @@
 
 gthread workers: requests mostly wait on PostgreSQL, so a few threads per process keep
 both cores busy without paying for GIL contention. Each thread may hold one pooled
-connection, so the pool is at least as large as the thread count.
+connection, so the pool is at least as large as the thread count. nginx keeps upstream
+connections alive (HTTP/1.1, ``Connection ""``), so ``keepalive`` must outlast its idle time.
 """
 
 import os
+import time
 
 _host = os.environ.get("PAYMENTS_HOST", "127.0.0.1")
 _port = os.environ.get("PAYMENTS_PORT", "8102")
 bind = os.environ.get("PAYMENTS_BIND", f"{_host}:{_port}")
-worker_class = "gthread"
+worker_class = os.environ.get("PAYMENTS_WORKER_CLASS", "gthread")
 workers = int(os.environ.get("PAYMENTS_WORKERS", "2"))
 threads = int(os.environ.get("PAYMENTS_THREADS", "4"))
 keepalive = 75
@@ -23,3 +25,21 @@ accesslog = None
 # Read by Settings.from_env in each worker (the app is loaded after fork).
 if int(os.environ.get("DB_POOL_MAX", "0") or 0) < threads:
     os.environ["DB_POOL_MAX"] = str(threads)
+
+
+def post_fork(server, worker):  # gunicorn hook signature
+    """Format the Date header once per second instead of once per response (email.utils is slow)."""
+    from gunicorn import util
+
+    formatted = util.http_date
+
+    def http_date(timestamp=None, _cache=[None, ""]):  # noqa: B006 - per-process cache
+        if timestamp is not None:
+            return formatted(timestamp)
+        now = int(time.time())
+        if _cache[0] != now:
+            _cache[1] = formatted(now)
+            _cache[0] = now
+        return _cache[1]
+
+    util.http_date = http_date

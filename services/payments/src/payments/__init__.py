@@ -11,6 +11,7 @@ from gateway_common.http import create_base_app
 
 def create_app(settings: Settings | None = None) -> Flask:
     """Create the payments service's Flask app."""
+    from payments import fastpath
     from payments.api import blp, ops, public
 
     settings = settings or Settings.from_env("payments")
@@ -22,4 +23,5 @@ def create_app(settings: Settings | None = None) -> Flask:
     api.register_blueprint(blp)
     api.register_blueprint(public)
     api.register_blueprint(ops)
+    fastpath.install(app)
     return app

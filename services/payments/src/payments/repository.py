@@ -17,6 +17,8 @@ _PAYMENT_COLUMNS = (
     "card_last4, error_code, error_description, captured, captured_at, amount_refunded, created_at, updated_at"
 )
 _P_PAYMENT_COLUMNS = ", ".join(f"p.{c.strip()}" for c in _PAYMENT_COLUMNS.split(","))
+# One of a merchant's payments, columns in Payment's field order (so ``Payment(*row)`` works).
+GET_PAYMENT_SQL = f"SELECT {_PAYMENT_COLUMNS} FROM payments.payments WHERE id = %s AND merchant_id = %s"  # noqa: S608
 
 
 def _order(row: dict | None) -> Order | None:

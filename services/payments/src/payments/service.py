@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import weakref
 from collections.abc import Callable, Iterable, Iterator
 from datetime import UTC, datetime, timedelta
 
@@ -209,15 +210,73 @@ def merchant_for_public_key(db: Database, api_key: str | None) -> str:
     return merchant
 
 
+def _fetch_one(db: Database, query: str, params: tuple) -> tuple | None:
+    """Run one read-only query in autocommit with a plain (tuple) cursor; return its first row.
+
+    The hot reads skip RealDictCursor, whose per-column Python bookkeeping costs more than the query.
+    """
+    if db.current() is not None:
+        with db.transaction() as tx:
+            tx.cursor.execute(query, params)
+            row = tx.cursor.fetchone()
+            return tuple(row.values()) if row is not None else None
+    with db.connection() as conn:
+        conn.autocommit = True
+        try:
+            with conn.cursor() as cursor:
+                cursor.execute(query, params)
+                return cursor.fetchone()
+        finally:
+            if not conn.closed:
+                conn.autocommit = False
+
+
+class PreparedQuery:
+    """A read-only query PREPAREd once per pooled connection, then run with EXECUTE.
+
+    GET /payments/{id} is a primary-key lookup whose planning (five candidate indexes) costs the
+    server more than running it; a prepared statement is planned once per connection.
+    Inside an open transaction it runs as a plain query in that transaction.
+    """
+
+    def __init__(self, name: str, arg_types: tuple[str, ...], query: str) -> None:
+        self.name = name
+        self.query = query
+        placeholders = [f"${i}" for i in range(1, len(arg_types) + 1)]
+        self.prepare = f"PREPARE {name} ({', '.join(arg_types)}) AS {query % tuple(placeholders)}"
+        self.execute = f"EXECUTE {name} ({', '.join(['%s'] * len(arg_types))})"
+        self.prepared_on: weakref.WeakSet = weakref.WeakSet()
+
+    def fetch_one(self, db: Database, params: tuple) -> tuple | None:
+        """Return the first row (a tuple) or None."""
+        if db.current() is not None:
+            return _fetch_one(db, self.query, params)
+        with db.connection() as conn:
+            conn.autocommit = True
+            try:
+                with conn.cursor() as cursor:
+                    if conn not in self.prepared_on:
+                        with contextlib.suppress(psycopg2.errors.DuplicatePreparedStatement):
+                            cursor.execute(self.prepare)
+                        self.prepared_on.add(conn)
+                    cursor.execute(self.execute, params)
+                    return cursor.fetchone()
+            finally:
+                if not conn.closed:
+                    conn.autocommit = False
+
+
+_GET_PAYMENT = PreparedQuery("payments_get_payment", ("text", "uuid"), repository.GET_PAYMENT_SQL)
+
+
 def get_payment(db: Database, merchant_id: str, payment_id: str) -> Payment:
     """Return one of the merchant's payments or raise 404."""
     if not is_id(payment_id, "pay_"):
         raise PaymentNotFoundError()
-    with single_statement(db) as tx:
-        payment = repository.get_payment(tx, merchant_id, payment_id)
-    if payment is None:
+    row = _GET_PAYMENT.fetch_one(db, (payment_id, merchant_id))
+    if row is None:
         raise PaymentNotFoundError()
-    return payment
+    return Payment(*row)
 
 
 def get_public_payment(db: Database, payment_id: str) -> Payment:
@@ -422,3 +481,59 @@ def apply_refund_events(db: Database, events: Iterable[dict]) -> int:
             # A poison event (bad ids, over-refund) is logged and skipped, not retried forever.
             log.error("refund %s cannot be applied to payment %s", refund_id, payment_id)
     return applied
+
+
+# ---------------------------------------------------------------- refund reconciliation
+
+RECONCILE_MIN_AGE_SECONDS = 10
+RECONCILE_MAX_AGE_HOURS = 24
+RECONCILE_BATCH = 500
+
+
+class RefundReconciler:
+    """Apply ``refund.processed`` events whose Celery task never arrived (e.g. Redis restarted).
+
+    Reads the refunds service's published view ``refunds.refund_events`` for processed refunds
+    older than ``min_age`` (the task normally lands well within it) and younger than ``max_age``
+    whose refund id is not in ``payments.applied_refunds``, and applies them through
+    ``apply_refund_events``, the task's own idempotent path. Events that cannot be applied (unknown
+    payment, over-refund, malformed) are remembered in this process so they do not starve the batch.
+    """
+
+    def __init__(
+        self,
+        db: Database,
+        *,
+        min_age_seconds: float = RECONCILE_MIN_AGE_SECONDS,
+        max_age_hours: float = RECONCILE_MAX_AGE_HOURS,
+        batch: int = RECONCILE_BATCH,
+    ) -> None:
+        self.db = db
+        self.min_age_seconds = min_age_seconds
+        self.max_age_hours = max_age_hours
+        self.batch = batch
+        self.unappliable: set[str] = set()
+
+    def step(self) -> int:
+        """Apply one batch of missed refund events; return how many were applied."""
+        with single_statement(self.db) as tx:
+            tx.cursor.execute(
+                "SELECT e.event_id, e.payload FROM refunds.refund_events e "
+                "WHERE e.event_type = 'refund.processed' "
+                "AND e.created_at < now() - %s * interval '1 second' "
+                "AND e.created_at > now() - %s * interval '1 hour' "
+                "AND NOT (e.event_id = ANY(%s)) "
+                "AND NOT EXISTS (SELECT 1 FROM payments.applied_refunds a "
+                "WHERE a.refund_id = e.payload -> 'data' -> 'refund' ->> 'id') "
+                "ORDER BY e.created_at LIMIT %s",
+                (self.min_age_seconds, self.max_age_hours, sorted(self.unappliable), self.batch),
+            )
+            rows = tx.cursor.fetchall()
+        applied = 0
+        for row in rows:
+            if apply_refund_events(self.db, [row["payload"]]):
+                applied += 1
+                log.warning("applied refund event %s missed by its task", row["event_id"])
+            elif len(self.unappliable) < 10_000:
+                self.unappliable.add(row["event_id"])
+        return applied

@@ -32,9 +32,12 @@ def make_loops() -> list[Loop]:
     db = runtime.database()
     relay = Relay(db, "payments", ROUTES, app, runtime.redis_client(), settings.pubsub_prefix)
     config = runtime.bank_config()
+    # Refund events whose Celery task was lost (Redis restart) are re-read from the refunds outbox view.
+    reconciler = service.RefundReconciler(db)
     return [
         Loop("payments-bank-sweeper", lambda: service.sweep_due(db, config, dispatch), interval=0.1),
         Loop("payments-outbox-relay", relay.run_once, interval=0.1),
+        Loop("payments-refund-reconciler", reconciler.step, interval=5.0, error_backoff=5.0),
         Loop("payments-idempotency-pruner", lambda: service.prune_idempotency_keys(db), interval=300),
         heartbeat_loop(runtime.redis_client(), settings.pubsub_prefix, WORKER_NAME),
     ]
