@@ -18,6 +18,10 @@ class WebhookConfig:
     lease_seconds: float = 60.0
     sweep_interval: float = 0.2
     sweep_batch: int = 200
+    # Concurrent HTTP attempts per worker process (``WEBHOOK_SENDERS``).
+    senders: int = 64
+    # Concurrent attempts to one host per worker process (``WEBHOOK_PER_HOST``).
+    per_host: int = 16
 
     @classmethod
     def from_settings(cls, settings: Settings) -> WebhookConfig:
@@ -28,4 +32,6 @@ class WebhookConfig:
             # An attempt holds its lease for the HTTP timeout plus margin; a killed worker's
             # claim comes back to the sweeper when the lease runs out.
             lease_seconds=float(max(env_int("WEBHOOK_LEASE_SECONDS", 60), 10)),
+            senders=max(env_int("WEBHOOK_SENDERS", 64), 1),
+            per_host=max(env_int("WEBHOOK_PER_HOST", 16), 1),
         )

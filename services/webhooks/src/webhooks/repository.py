@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from gateway_common.db import Transaction
+from psycopg2.extras import execute_values
 
 from webhooks.models import Claim, Delivery, DeliveryStatus, Endpoint, Job
 
@@ -180,6 +181,99 @@ def record_attempt(
         },
     )
     return tx.cursor.rowcount == 1
+
+
+def insert_deliveries(tx: Transaction, rows: list[tuple]) -> list[str]:
+    """Insert due deliveries ``(id, endpoint, event_id, event_type, payment_id, body)`` in one statement.
+
+    An event that already has a delivery for the endpoint is skipped; returns the new ids.
+    """
+    if not rows:
+        return []
+    values = [
+        (delivery_id, ep.merchant_id, ep.id, event_id, event_type, payment_id, body, ep.url)
+        for delivery_id, ep, event_id, event_type, payment_id, body in rows
+    ]
+    created = execute_values(
+        tx.cursor,
+        "INSERT INTO webhooks.deliveries "
+        "(id, merchant_id, endpoint_id, event_id, event_type, payment_id, body, url, next_retry_at) "
+        "VALUES %s ON CONFLICT (event_id, endpoint_id) DO NOTHING RETURNING id",
+        values,
+        template="(%s, %s::uuid, %s, %s, %s, %s, %s, %s, now())",
+        page_size=max(len(values), 1),
+        fetch=True,
+    )
+    return [row["id"] for row in created]
+
+
+def record_received(tx: Transaction, event_ids: list[str]) -> None:
+    """Remember that these events were handled (the reconciler skips them)."""
+    if event_ids:
+        execute_values(
+            tx.cursor,
+            "INSERT INTO webhooks.received_events (event_id) VALUES %s ON CONFLICT (event_id) DO NOTHING",
+            [(event_id,) for event_id in sorted(set(event_ids))],
+            page_size=max(len(event_ids), 1),
+        )
+
+
+def start_attempts(tx: Transaction, claims: list[Claim], new_token: str, lease_seconds: float) -> list[Job]:
+    """Take over many claims at once (see ``start_attempt``); stale claims are left out."""
+    tokens = {claim.delivery_id: claim.lease_token for claim in claims}
+    tx.cursor.execute(
+        "SELECT d.id, d.event_id, d.body, d.attempts, d.status, d.lease_token, e.url, e.secret "
+        "FROM webhooks.deliveries d JOIN webhooks.endpoints e ON e.id = d.endpoint_id "
+        "WHERE d.id = ANY(%s) ORDER BY d.id FOR UPDATE OF d",
+        (sorted(tokens),),
+    )
+    rows = [
+        row for row in tx.cursor.fetchall()
+        if row["status"] == "pending" and row["lease_token"] is not None and row["lease_token"] == tokens[row["id"]]
+    ]
+    if not rows:
+        return []
+    tx.cursor.execute(
+        "UPDATE webhooks.deliveries SET lease_token = %s, lease_until = now() + %s::float8 * interval '1 second' "
+        "WHERE id = ANY(%s)",
+        (new_token, lease_seconds, [row["id"] for row in rows]),
+    )
+    return [
+        Job(
+            delivery_id=row["id"],
+            event_id=row["event_id"],
+            body=bytes(row["body"]),
+            attempts=row["attempts"],
+            url=row["url"],
+            secret=row["secret"],
+            lease_token=new_token,
+        )
+        for row in rows
+    ]
+
+
+def record_attempts(tx: Transaction, outcomes: list[dict]) -> list[str]:
+    """Store many attempts' outcomes in one statement (keys as ``record_attempt``); return the ids recorded."""
+    if not outcomes:
+        return []
+    values = [
+        (o["id"], o["token"], o["status"], o["wait"], o["code"], o["body"], o["error"], o["url"])
+        for o in sorted(outcomes, key=lambda o: o["id"])
+    ]
+    rows = execute_values(
+        tx.cursor,
+        "UPDATE webhooks.deliveries d SET attempts = d.attempts + 1, last_attempt_at = now(),"
+        "  status = v.status, next_retry_at = now() + v.wait * interval '1 second',"
+        "  response_code = v.code, response_body = v.body, last_error = v.error,"
+        "  url = coalesce(v.url, d.url), lease_token = NULL, lease_until = NULL, updated_at = now() "
+        "FROM (VALUES %s) AS v (id, token, status, wait, code, body, error, url) "
+        "WHERE d.id = v.id AND d.lease_token = v.token RETURNING d.id",
+        values,
+        template="(%s::text, %s::text, %s::text, %s::float8, %s::int, %s::text, %s::text, %s::text)",
+        page_size=max(len(values), 1),
+        fetch=True,
+    )
+    return [row["id"] for row in rows]
 
 
 def list_deliveries(

@@ -8,7 +8,6 @@ import string
 import uuid
 from collections.abc import Callable
 
-import requests
 from gateway_common.db import Database, Transaction
 from gateway_common.events import make_event
 from gateway_common.ids import new_id
@@ -26,6 +25,7 @@ from webhooks.models import (
     Delivery,
     DeliveryStatus,
     Endpoint,
+    Job,
     after_attempt,
     payment_id_of,
     webhook_body,
@@ -96,37 +96,57 @@ def _valid_event(event: object) -> bool:
     return isinstance(event["id"], str) and isinstance(event["event"], str) and isinstance(event["data"], dict)
 
 
-def handle_events(db: Database, cfg: WebhookConfig, events: list[dict], dispatch: Dispatch) -> list[str]:
-    """Turn events into one delivery per (event, endpoint), then attempt the new ones at once."""
+def valid_events(events: list[dict]) -> list[dict]:
+    """Return the well-formed event envelopes, logging the others."""
     valid = []
     for event in events:
         if _valid_event(event):
             valid.append(event)
         else:
             log.warning("ignoring malformed event %r", str(event)[:200])
+    return valid
+
+
+def handle_events(db: Database, cfg: WebhookConfig, events: list[dict], dispatch: Dispatch) -> list[str]:
+    """Turn events into one delivery per (event, endpoint), then attempt the new ones at once.
+
+    Every handled event id is recorded in ``webhooks.received_events`` in the same transaction
+    (also for merchants without a URL), so the reconciler only picks up events no task brought.
+    Idempotent by event id: an event that already has its delivery gets no second one.
+    """
+    valid = valid_events(events)
     if not valid:
         return []
-    created: list[str] = []
     with db.transaction() as tx:
         endpoints = repository.endpoints_with_url(tx, sorted({str(e["merchant_id"]) for e in valid}))
+        rows = []
+        seen: set[tuple[str, str]] = set()
         for event in valid:
             endpoint = endpoints.get(str(event["merchant_id"]))
-            if endpoint is None:
+            if endpoint is None or (event["id"], endpoint.id) in seen:
                 continue
-            delivery_id = repository.insert_delivery(
-                tx, new_id("whlog_"), endpoint, event["id"], event["event"], payment_id_of(event), webhook_body(event)
+            seen.add((event["id"], endpoint.id))
+            rows.append(
+                (new_id("whlog_"), endpoint, event["id"], event["event"], payment_id_of(event), webhook_body(event))
             )
-            if delivery_id is not None:
-                created.append(delivery_id)
+        created = repository.insert_deliveries(tx, rows)
+        repository.record_received(tx, [event["id"] for event in valid])
     if created:
         nudge(db, cfg, dispatch, created)
     return created
 
 
-def dispatch_due(db: Database, cfg: WebhookConfig, dispatch: Dispatch, ids: list[str] | None = None) -> int:
+def dispatch_due(
+    db: Database, cfg: WebhookConfig, dispatch: Dispatch, ids: list[str] | None = None, limit: int | None = None
+) -> int:
     """Lease due deliveries and hand them to ``dispatch`` in the same transaction; return how many."""
+    limit = cfg.sweep_batch if limit is None else limit
+    if ids is not None:
+        limit = max(limit, len(ids))
+    if limit <= 0:
+        return 0
     with db.transaction() as tx:
-        claims = repository.claim_due(tx, cfg.sweep_batch, cfg.lease_seconds, ids)
+        claims = repository.claim_due(tx, limit, cfg.lease_seconds, ids)
         if claims:
             dispatch(claims)
     return len(claims)
@@ -140,16 +160,55 @@ def nudge(db: Database, cfg: WebhookConfig, dispatch: Dispatch, ids: list[str]) 
         log.warning("immediate dispatch failed; the sweeper will retry", exc_info=True)
 
 
-def deliver(db: Database, cfg: WebhookConfig, session: requests.Session, claim: Claim) -> DeliveryStatus | None:
+def attempt(session: object, job: Job) -> AttemptResult:
+    """Make the HTTP attempt of a started job (no database access)."""
+    if job.url is None:
+        return AttemptResult(ok=False, error="no webhook URL configured")
+    return sender.post(session, job.url, job.secret, job.event_id, job.body)
+
+
+def _outcome_row(cfg: WebhookConfig, job: Job, result: AttemptResult) -> dict:
+    outcome = after_attempt(job.attempts + 1, result.ok, cfg.intervals)
+    return {
+        "id": job.delivery_id,
+        "token": job.lease_token,
+        "status": str(outcome.status),
+        "wait": outcome.next_retry_in,
+        "code": result.response_code,
+        "body": result.response_body,
+        "error": result.error,
+        "url": job.url,
+    }
+
+
+def start_attempts(db: Database, cfg: WebhookConfig, claims: list[Claim]) -> list[Job]:
+    """Take over many claims in one transaction; stale ones are left out."""
+    if not claims:
+        return []
+    with db.transaction() as tx:
+        return repository.start_attempts(tx, claims, uuid.uuid4().hex, cfg.lease_seconds)
+
+
+def record_attempts(db: Database, cfg: WebhookConfig, results: list[tuple[Job, AttemptResult]]) -> dict[str, str]:
+    """Store many attempts' outcomes in one transaction; return the recorded ids and their statuses."""
+    rows = [_outcome_row(cfg, job, result) for job, result in results]
+    if not rows:
+        return {}
+    with db.transaction() as tx:
+        recorded = set(repository.record_attempts(tx, rows))
+    for row in rows:
+        if row["id"] not in recorded:
+            log.info("delivery %s was reset during its attempt; outcome not recorded", row["id"])
+    return {row["id"]: row["status"] for row in rows if row["id"] in recorded}
+
+
+def deliver(db: Database, cfg: WebhookConfig, session: object, claim: Claim) -> DeliveryStatus | None:
     """Make one attempt of a claimed delivery and schedule the next; None if the claim is stale."""
     with db.transaction() as tx:
         job = repository.start_attempt(tx, claim, uuid.uuid4().hex, cfg.lease_seconds)
     if job is None:
         return None
-    if job.url is None:
-        result = AttemptResult(ok=False, error="no webhook URL configured")
-    else:
-        result = sender.post(session, job.url, job.secret, job.event_id, job.body)
+    result = attempt(session, job)
     outcome = after_attempt(job.attempts + 1, result.ok, cfg.intervals)
     with db.transaction() as tx:
         recorded = repository.record_attempt(

@@ -1,4 +1,4 @@
-"""Celery tasks (thin): fan events out into deliveries, attempt one delivery."""
+"""Celery tasks (thin): fan events out into deliveries, hand claimed deliveries to the engine."""
 
 from __future__ import annotations
 
@@ -6,7 +6,6 @@ import threading
 from dataclasses import dataclass
 
 import psycopg2
-import requests
 from celery import Celery, shared_task
 from gateway_common.config import Settings
 from gateway_common.db import Database
@@ -14,14 +13,16 @@ from gateway_common.errors import ServiceUnavailableError
 
 from webhooks import sender, service
 from webhooks.config import WebhookConfig
+from webhooks.engine import DeliveryEngine
 from webhooks.models import Claim
 from webhooks.service import Dispatch
 
 QUEUE = "webhooks"
 DELIVER_TASK = "webhooks.deliver"
 HANDLE_EVENTS_TASK = "webhooks.handle_events"
-# Claims per deliver task: amortises the broker round trip; attempts in a batch run one after another.
-BATCH_SIZE = 10
+# Claims per deliver task sent by the API (retries, test webhooks); the worker's engine attempts
+# them concurrently, so a batch no longer serialises a merchant's deliveries.
+BATCH_SIZE = 50
 
 # Transient failures are retried after a short countdown; the durable schedule is in PostgreSQL.
 _RETRY = {
@@ -59,17 +60,26 @@ def celery_dispatch(celery_app: Celery) -> Dispatch:
 
 @dataclass
 class Runtime:
-    """Per-process resources of the worker: pool, settings, dispatcher, shared HTTP session."""
+    """Per-process resources of the worker: pool, settings, the delivery engine (its dispatcher)."""
 
     settings: Settings
     cfg: WebhookConfig
     db: Database
-    dispatch: Dispatch
-    session: requests.Session
+    engine: DeliveryEngine
+
+    @property
+    def dispatch(self) -> Dispatch:
+        """Attempt claims in this process."""
+        return self.engine.submit
 
 
 _runtime: Runtime | None = None
 _lock = threading.Lock()
+
+
+def has_runtime() -> bool:
+    """Whether this process has created its runtime (and so may have attempts under way)."""
+    return _runtime is not None
 
 
 def runtime(celery_app: Celery) -> Runtime:
@@ -80,14 +90,16 @@ def runtime(celery_app: Celery) -> Runtime:
             if _runtime is None:
                 settings = Settings.from_env("webhooks")
                 cfg = WebhookConfig.from_settings(settings)
-                _runtime = Runtime(
-                    settings=settings,
-                    cfg=cfg,
-                    # Eight delivery threads plus the sweeper and relay-facing tasks.
-                    db=Database(settings.service_database_url, maxconn=settings.db_pool_max + 8, application_name="webhooks-worker"),
-                    dispatch=celery_dispatch(celery_app),
-                    session=sender.make_session(allow_private=cfg.allow_private),
+                # Celery task threads, the loops and the engine's starter and recorder share it;
+                # the engine's sender threads never touch the database.
+                db = Database(
+                    settings.service_database_url,
+                    maxconn=settings.db_pool_max + 8,
+                    application_name="webhooks-worker",
                 )
+                session = sender.make_session(allow_private=cfg.allow_private, pool_size=cfg.senders)
+                engine = DeliveryEngine(db, cfg, session, senders=cfg.senders, per_host=cfg.per_host)
+                _runtime = Runtime(settings=settings, cfg=cfg, db=db, engine=engine)
     return _runtime
 
 
@@ -99,11 +111,8 @@ def handle_events(self, events: list[dict]) -> int:
 
 
 @shared_task(name=DELIVER_TASK, bind=True, acks_late=True)
-def deliver(self, claims: list[list[str]]) -> list[str | None]:
-    """Attempt claimed deliveries ``[[id, lease_token], ...]``; stale claims are skipped."""
+def deliver(self, claims: list[list[str]]) -> int:
+    """Hand claimed deliveries ``[[id, lease_token], ...]`` to this worker's engine; stale ones are skipped."""
     rt = runtime(self.app)
-    outcomes = []
-    for delivery_id, lease_token in claims:
-        status = service.deliver(rt.db, rt.cfg, rt.session, Claim(delivery_id, lease_token))
-        outcomes.append(str(status) if status else None)
-    return outcomes
+    rt.engine.submit([Claim(delivery_id, lease_token) for delivery_id, lease_token in claims])
+    return len(claims)

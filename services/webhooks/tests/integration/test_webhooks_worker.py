@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -14,6 +15,7 @@ from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
+import psycopg2
 import pytest
 import redis
 from gateway_common import signing
@@ -162,3 +164,29 @@ def test_a_worker_killed_mid_request_has_the_delivery_redone_after_its_lease(
         server.state["release"].set()
         server.shutdown()
         server.server_close()
+
+
+def test_the_worker_reconciles_a_published_event_whose_task_was_lost(
+    db, harness, merchant, receivers, url_of, wait_for, start_worker, database_url
+):
+    secret = service.get_config(db, merchant).secret
+    server = receivers(secret)
+    service.update_config(db, harness.cfg, merchant, url_of(server))
+    event = make_event("payment.success", merchant, {"payment": {"id": "pay_Lo12Cd34Ef56Gh78"}})
+    conn = psycopg2.connect(database_url)
+    conn.autocommit = True
+    try:
+        with conn.cursor() as cur:
+            # The relay marked it published and queued its task; Redis restarted and lost the task.
+            cur.execute(
+                "INSERT INTO payments.outbox (event_id, event_type, merchant_id, payload, created_at, published_at) "
+                "VALUES (%s, %s, %s, %s, now() - interval '30 seconds', now() - interval '29 seconds')",
+                (event["id"], event["event"], merchant, json.dumps(event)),
+            )
+    finally:
+        conn.close()
+    start_worker()
+    wait_for(lambda: server.state.events(), timeout=30)
+    wait_for(lambda: delivery_rows(db, event["id"]) and delivery_rows(db, event["id"])[0]["status"] == "success", timeout=10)
+    assert [e["id"] for e in server.state.events()] == [event["id"]]
+    assert len(delivery_rows(db, event["id"])) == 1

@@ -1,6 +1,6 @@
 """No full card number or CVV reaches the database, Redis or a log.
 
-Runs after the rest of the end-to-end suite (file name) on the same system, pays with
+Runs last (testpaths order), after the end-to-end and browser suites on the same system, pays with
 test cards itself so there is something to leak, then scans every table of every
 service schema, every Redis key and every log line for a 13-19 digit Luhn-valid number
 and for CVV fields.
