@@ -309,9 +309,9 @@ def main() -> int:
         wrk_burst(f"{api}/payments", args.burst, json.dumps({"amount": 10000, "currency": "INR", "method": "upi", "vpa": "success@upi", "order_id": tag}))
         with conn.cursor() as cur:
             cur.execute("SELECT id, extract(epoch FROM created_at) FROM payments.payments WHERE order_id = %s", (tag,))
-            rows = cur.fetchall()
-        ids = [r[0] for r in rows]
-        last_request = max(float(r[1]) for r in rows)
+            burst_rows = cur.fetchall()
+        ids = [r[0] for r in burst_rows]
+        last_request = max(float(r[1]) for r in burst_rows)
         done = wait_payments_final(db_url, ids, timeout=120)
         if done is None:
             add(f"burst: {len(ids)} payments final", "NOT all final within 120 s")
