@@ -137,8 +137,8 @@ class Receiver:
         self.file.unlink(missing_ok=True)
 
 
-def wrk_burst(url: str, total: int, body: str, connections: int = 32, threads: int = 2) -> None:
-    """Send about ``total`` POSTs as fast as wrk can, then stop."""
+def wrk_burst(url: str, total: int, body: str, db_url: str, tag: str, connections: int = 32, threads: int = 2) -> None:
+    """Send ``total`` POSTs as fast as wrk can; stop wrk once the database holds them all."""
     per_thread = total // threads
     lua = f"""
 wrk.method = "POST"
@@ -154,17 +154,32 @@ request = function()
   end
   return wrk.format()
 end
-local seen = 0
-response = function(status, headers, body)
-  seen = seen + 1
-  if seen >= {per_thread} then wrk.thread:stop() end
-end
 """
     with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script:
         script.write(lua)
-    subprocess.run(["wrk", "-t", str(threads), "-c", str(connections), "-d", "120s", "-s", script.name, url],
-                   capture_output=True, text=True, check=True)
-    os.unlink(script.name)
+    proc = subprocess.Popen(["wrk", "-t", str(threads), "-c", str(connections), "-d", "120s", "-s", script.name, url],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    conn = psycopg2.connect(db_url)
+    conn.autocommit = True
+    deadline = time.time() + 120
+    last, last_change = -1, time.time()
+    try:
+        # wrk may spend a request of each thread on its own start-up call of request(), so stop
+        # when the count reaches the total or has not moved for a second.
+        while time.time() < deadline:
+            with conn.cursor() as cur:
+                cur.execute("SELECT count(*) FROM payments.payments WHERE order_id = %s", (tag,))
+                count = cur.fetchone()[0]
+            if count >= per_thread * threads or (count > 0 and count == last and time.time() - last_change > 1.0):
+                break
+            if count != last:
+                last, last_change = count, time.time()
+            time.sleep(0.05)
+    finally:
+        proc.terminate()
+        proc.wait(10)
+        conn.close()
+        os.unlink(script.name)
 
 
 def post_many(url: str, bodies: list[dict], workers: int = 32) -> tuple[list[dict], float]:
@@ -207,6 +222,23 @@ def final_times(db_url: str, ids: list[str]) -> dict[str, float]:
         rows = {r[0]: float(r[1]) for r in cur.fetchall()}
     conn.close()
     return rows
+
+
+def drain_payments(db_url: str, timeout: float = 300) -> float:
+    """Wait until no payment is pending or processing; return how long that took."""
+    started = time.time()
+    conn = psycopg2.connect(db_url)
+    conn.autocommit = True
+    try:
+        while time.time() - started < timeout:
+            with conn.cursor() as cur:
+                cur.execute("SELECT count(*) FROM payments.payments WHERE status IN ('pending', 'processing')")
+                if cur.fetchone()[0] == 0:
+                    break
+            time.sleep(0.2)
+    finally:
+        conn.close()
+    return time.time() - started
 
 
 def pct(values: list[float], q: float) -> float:
@@ -280,6 +312,8 @@ def main() -> int:
             add(f"POST /payments via gateway, c={c}", f"{r['rps']:.0f} req/s, p50 {r['p50']:.2f} ms, p99 {r['p99']:.2f} ms"
                 + (f", non-2xx {r['non2xx']}" if r["non2xx"] else ""),
                 f"{r['rps'] / pg_tps:.3f} of pgbench" + (" (goal >= 0.06, p99 <= 100 ms)" if c == 64 else ""))
+        drained = drain_payments(db_url)
+        add("bank backlog after the POST runs processed in", f"{drained:.1f} s")
         for c in (1, 16, 64):
             r = wrk(f"{api}/payments/{pay_id}", c, secs, headers=AUTH)
             add(f"GET /payments/{{id}} via gateway, c={c}", f"{r['rps']:.0f} req/s, p50 {r['p50']:.2f} ms, p99 {r['p99']:.2f} ms",
@@ -306,7 +340,7 @@ def main() -> int:
         webhooks_ready = requests.put(f"{api}/webhooks/config", json={"webhook_url": receiver.url}, headers=AUTH, timeout=10).status_code == 200
         tag = f"burst_{run_id}"
         start = time.time()
-        wrk_burst(f"{api}/payments", args.burst, json.dumps({"amount": 10000, "currency": "INR", "method": "upi", "vpa": "success@upi", "order_id": tag}))
+        wrk_burst(f"{api}/payments", args.burst, json.dumps({"amount": 10000, "currency": "INR", "method": "upi", "vpa": "success@upi", "order_id": tag}), db_url, tag)
         with conn.cursor() as cur:
             cur.execute("SELECT id, extract(epoch FROM created_at) FROM payments.payments WHERE order_id = %s", (tag,))
             burst_rows = cur.fetchall()
