@@ -197,7 +197,14 @@ def test_refund_events_task_updates_amount_refunded(worker, client, headers):
             }
         },
     }
-    from payments.worker import app as celery_app
+    # A sender built from the environment as it is now: payments.worker's app may have been
+    # configured earlier in this process with other settings (key prefix, Redis database).
+    from gateway_common.config import Settings
+    from gateway_common.workers import make_celery
+
+    settings = Settings.from_env("payments")
+    celery_app = make_celery(settings, "payments-test-sender")
+    queue_key = f"{settings.pubsub_prefix}:celery:{tasks.QUEUE}"
 
     def deliver_until_applied() -> bool:
         # Delivered again and again (at least once), it must be applied exactly once.
@@ -206,5 +213,5 @@ def test_refund_events_task_updates_amount_refunded(worker, client, headers):
 
     poll(deliver_until_applied, 40, interval=0.2)
     celery_app.send_task(tasks.handle_refund_events.name, args=[[event]], queue=tasks.QUEUE)
-    poll(lambda: redis.Redis.from_url(os.environ["REDIS_URL"]).llen(tasks.QUEUE) == 0, 20)
+    poll(lambda: redis.Redis.from_url(settings.redis_url).llen(queue_key) == 0, 20)
     assert get(client, headers, payment["id"])["amount_refunded"] == 250
