@@ -5,7 +5,6 @@ from __future__ import annotations
 import fnmatch
 import json
 import logging
-import random
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -19,6 +18,9 @@ from gateway_common.ids import new_id
 from gateway_common.pubsub import merchant_channel
 
 log = logging.getLogger(__name__)
+
+PRUNE_EVERY_SECONDS = 10.0
+PRUNE_BATCH = 5000
 
 
 def make_event(event_type: str, merchant_id: str, data: dict) -> dict:
@@ -84,29 +86,33 @@ class Relay:
         self.redis = redis_client
         self.prefix = pubsub_prefix
         self.batch_size = batch_size
+        self._next_prune = 0.0
 
     def run_once(self) -> int:
         """Publish one batch of unpublished events; return how many."""
         with self.db.transaction() as tx:
+            # The payload as stored text: it goes to pub/sub as it is, and only the events a
+            # route wants are decoded for Celery (routes match on the event_type column).
             tx.cursor.execute(
                 sql.SQL(
-                    "SELECT seq, payload FROM {} WHERE published_at IS NULL "
-                    "ORDER BY seq LIMIT %s FOR UPDATE SKIP LOCKED"
+                    "SELECT seq, event_type, merchant_id::text AS merchant_id, payload::text AS payload FROM {} "
+                    "WHERE published_at IS NULL ORDER BY seq LIMIT %s FOR UPDATE SKIP LOCKED"
                 ).format(self.table),
                 (self.batch_size,),
             )
             rows = tx.cursor.fetchall()
+            self._maybe_prune(tx)
             if not rows:
-                self._maybe_prune(tx)
                 return 0
-            events = [row["payload"] for row in rows]
+            decoded: dict[int, dict] = {}
             for route in self.routes:
-                matching = [e for e in events if fnmatch.fnmatchcase(e["event"], route.pattern)]
+                matching = [row for row in rows if fnmatch.fnmatchcase(row["event_type"], route.pattern)]
                 if matching:
-                    self.celery_app.send_task(route.task, args=[matching], queue=route.queue)
+                    events = [decoded.setdefault(row["seq"], json.loads(row["payload"])) for row in matching]
+                    self.celery_app.send_task(route.task, args=[events], queue=route.queue)
             pipe = self.redis.pipeline(transaction=False)
-            for event in events:
-                pipe.publish(merchant_channel(self.prefix, event["merchant_id"]), json.dumps(event))
+            for row in rows:
+                pipe.publish(merchant_channel(self.prefix, row["merchant_id"]), row["payload"])
             pipe.execute()
             tx.cursor.execute(
                 sql.SQL("UPDATE {} SET published_at = now() WHERE seq = ANY(%s)").format(self.table),
@@ -115,9 +121,16 @@ class Relay:
             return len(rows)
 
     def _maybe_prune(self, tx: Transaction) -> None:
-        # Published rows are only history; keep a day of it, pruned now and then.
-        if random.random() < 0.01:  # noqa: S311 - not security sensitive
-            tx.cursor.execute(
-                sql.SQL("DELETE FROM {} WHERE published_at < now() - interval '1 day'").format(self.table)
-            )
-
+        # Published rows are only history; keep a day of it. The oldest rows are looked at by
+        # primary key (no scan of the whole outbox), a bounded batch now and then.
+        now = time.monotonic()
+        if now < self._next_prune:
+            return
+        self._next_prune = now + PRUNE_EVERY_SECONDS
+        tx.cursor.execute(
+            sql.SQL(
+                "DELETE FROM {table} WHERE seq IN (SELECT seq FROM {table} ORDER BY seq LIMIT %s) "
+                "AND published_at < now() - interval '1 day'"
+            ).format(table=self.table),
+            (PRUNE_BATCH,),
+        )

@@ -12,12 +12,17 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class Loop:
-    """Call ``step`` forever; it returns how much it did, and idle steps wait ``interval``."""
+    """Call ``step`` forever; it returns how much it did, and idle steps wait ``interval``.
+
+    A step that did some work is followed by ``busy_interval`` (default none): a short pause
+    lets work gather into bigger batches, so each query, commit and message carries more.
+    """
 
     name: str
     step: Callable[[], int]
     interval: float = 0.1
     error_backoff: float = 1.0
+    busy_interval: float = 0.0
 
     def run(self, stop: threading.Event) -> None:
         """Run until ``stop`` is set; errors are logged and retried after a pause."""
@@ -30,6 +35,8 @@ class Loop:
                 continue
             if not done:
                 stop.wait(self.interval)
+            elif self.busy_interval:
+                stop.wait(self.busy_interval)
 
 
 class LoopRunner:

@@ -33,7 +33,7 @@ from payments.validators import card_network, normalize_card_number, validate_cv
 log = logging.getLogger(__name__)
 
 OUTBOX = Outbox("payments")
-SWEEP_BATCH = 200
+SWEEP_BATCH = 500
 LEASE_SECONDS = 10
 DEFAULT_CURRENCY = "INR"
 

@@ -14,6 +14,10 @@ from payments.tasks import PROCESS_TASK, QUEUE
 
 WORKER_NAME = "payments-worker"
 ROUTES = [Route("payment.*", "webhooks.handle_events", "webhooks")]
+# After a step that found work, the sweeper and the relay wait this long so the next batch is
+# bigger (fewer queries, commits and Celery messages per payment under load); it adds at most
+# this much to a payment's time at the bank and to its events' way out.
+BUSY = 0.05
 
 app = make_celery(runtime.settings(), "payments")
 app.conf.task_default_queue = QUEUE
@@ -35,8 +39,8 @@ def make_loops() -> list[Loop]:
     # Refund events whose Celery task was lost (Redis restart) are re-read from the refunds outbox view.
     reconciler = service.RefundReconciler(db)
     return [
-        Loop("payments-bank-sweeper", lambda: service.sweep_due(db, config, dispatch), interval=0.1),
-        Loop("payments-outbox-relay", relay.run_once, interval=0.1),
+        Loop("payments-bank-sweeper", lambda: service.sweep_due(db, config, dispatch), interval=0.1, busy_interval=BUSY),
+        Loop("payments-outbox-relay", relay.run_once, interval=0.1, busy_interval=BUSY),
         Loop("payments-refund-reconciler", reconciler.step, interval=5.0, error_backoff=5.0),
         Loop("payments-idempotency-pruner", lambda: service.prune_idempotency_keys(db), interval=300),
         heartbeat_loop(runtime.redis_client(), settings.pubsub_prefix, WORKER_NAME),
