@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import weakref
 
+import psycopg2.errors
 from gateway_common.db import Transaction
 from psycopg2.extras import Json, execute_values
 
@@ -106,6 +109,43 @@ def merchant_for_key(tx: Transaction, api_key: str) -> str | None:
 # ---------------------------------------------------------------- payments
 
 
+_INSERT_PAYMENT_SQL = (
+    "INSERT INTO payments.payments (id, merchant_id, order_id, order_ref, amount, currency, method, vpa, "
+    "card_network, card_last4, card_expiry_month, card_expiry_year, card_holder_name, bank_outcome, "
+    "bank_error_code, created_at, updated_at, next_run_at) "
+    "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, now())"
+)
+_MARK_ORDER_ATTEMPTED_SQL = (
+    "UPDATE payments.orders SET status = 'attempted', updated_at = now() WHERE id = %s AND status = 'created'"
+)
+_INSERT_EVENTS_SQL = "INSERT INTO payments.outbox (event_id, event_type, merchant_id, payload) VALUES "
+# Statements of the hot insert, PREPAREd once per connection (see _prepared).
+_PREPARED_SQL = {
+    "payments_insert_payment": _INSERT_PAYMENT_SQL,
+    "payments_mark_order_attempted": _MARK_ORDER_ATTEMPTED_SQL,
+    "payments_insert_two_events": _INSERT_EVENTS_SQL + "(%s, %s, %s, %s), (%s, %s, %s, %s)",
+}
+_prepared_on: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def _prepared(tx: Transaction, name: str) -> str:
+    """Return ``EXECUTE name (%s, ...)`` for one of ``_PREPARED_SQL``, PREPAREd on this connection first.
+
+    Parsing and planning these inserts costs the server about as much as running them; a
+    prepared statement is parsed once per connection. Only used in autocommit (PREPARE is not
+    undone by a rollback, and an error inside a transaction would abort it).
+    """
+    conn = tx.cursor.connection
+    names = _prepared_on.setdefault(conn, set())
+    query = _PREPARED_SQL[name]
+    count = query.count("%s")
+    if name not in names:
+        with contextlib.suppress(psycopg2.errors.DuplicatePreparedStatement):
+            tx.cursor.execute(f"PREPARE {name} AS {query % tuple(f'${i}' for i in range(1, count + 1))}")
+        names.add(name)
+    return f"EXECUTE {name} ({', '.join(['%s'] * count)})"
+
+
 def insert_payment(
     tx: Transaction,
     payment: Payment,
@@ -120,12 +160,8 @@ def insert_payment(
     The statements go to the server as one query string, which PostgreSQL runs atomically
     even in autocommit mode: the payment and its outbox rows commit together or not at all.
     """
-    statements = [
-        "INSERT INTO payments.payments (id, merchant_id, order_id, order_ref, amount, currency, method, vpa, "
-        "card_network, card_last4, card_expiry_month, card_expiry_year, card_holder_name, bank_outcome, "
-        "bank_error_code, created_at, updated_at, next_run_at) "
-        "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, now())"
-    ]
+    prepare = tx.cursor.connection.autocommit
+    statements = [_prepared(tx, "payments_insert_payment") if prepare else _INSERT_PAYMENT_SQL]
     params: list = [
         payment.id,
         payment.merchant_id,
@@ -146,15 +182,13 @@ def insert_payment(
         payment.updated_at,
     ]
     if mark_order_attempted and order_ref:
-        statements.append(
-            "UPDATE payments.orders SET status = 'attempted', updated_at = now() WHERE id = %s AND status = 'created'"
-        )
+        statements.append(_prepared(tx, "payments_mark_order_attempted") if prepare else _MARK_ORDER_ATTEMPTED_SQL)
         params.append(order_ref)
     if events:
-        statements.append(
-            "INSERT INTO payments.outbox (event_id, event_type, merchant_id, payload) VALUES "  # noqa: S608 - placeholders only
-            + ", ".join(["(%s, %s, %s, %s)"] * len(events))
-        )
+        if prepare and len(events) == 2:
+            statements.append(_prepared(tx, "payments_insert_two_events"))
+        else:
+            statements.append(_INSERT_EVENTS_SQL + ", ".join(["(%s, %s, %s, %s)"] * len(events)))
         for e in events:
             params.extend([e["id"], e["event"], e["merchant_id"], json.dumps(e)])
     tx.cursor.execute("; ".join(statements), params)

@@ -20,9 +20,11 @@ def test_payment_and_events_commit_together(client, headers, db, admin_conn):
         existing_event = cur.fetchone()[0]
     clone = replace(payment, id=new_id("pay_"))
     instrument = service.build_instrument({"method": "upi", "vpa": "a@b"})
+    # Two events, as create_payment writes them (the prepared statement in autocommit); the second
+    # has no type, so the last statement fails and the payment insert must go too.
+    events = [{**existing_event, "id": new_id("evt_")}, {**existing_event, "id": new_id("evt_"), "event": None}]
     with pytest.raises(psycopg2.IntegrityError), service.single_statement(db) as tx:
-        # Reusing an event id makes the last statement fail; the payment insert must go too.
-        repository.insert_payment(tx, clone, None, instrument, [existing_event])
+        repository.insert_payment(tx, clone, None, instrument, events)
     with admin_conn.cursor() as cur:
         cur.execute("SELECT count(*) FROM payments.payments WHERE id = %s", (clone.id,))
         assert cur.fetchone()[0] == 0
