@@ -23,6 +23,10 @@ graceful_timeout = 10
 backlog = 2048
 worker_connections = 1000
 accesslog = None
+# Only the gateway (nginx) reaches this service. Trusting any peer's X-Forwarded-Proto skips
+# parsing the peer's address against an allow list on every request (4% of a GET's CPU);
+# gunicorn uses it for wsgi.url_scheme only, and nginx always sets it.
+forwarded_allow_ips = os.environ.get("PAYMENTS_FORWARDED_ALLOW_IPS", "*")
 
 # Read by Settings.from_env in each worker (the app is loaded after fork).
 if int(os.environ.get("DB_POOL_MAX", "0") or 0) < threads:
@@ -45,3 +49,15 @@ def post_fork(server, worker):  # gunicorn hook signature
         return _cache[1]
 
     util.http_date = http_date
+
+
+def post_worker_init(worker):  # gunicorn hook signature
+    """Move everything the loaded app holds to the GC's permanent generation.
+
+    The app's ~60k long-lived objects (Flask, marshmallow, apispec, psycopg2) otherwise make
+    every full collection walk them all: about 20 ms with all threads of the process stopped.
+    """
+    import gc
+
+    gc.collect()
+    gc.freeze()

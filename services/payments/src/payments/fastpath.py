@@ -29,6 +29,7 @@ from payments.schemas import payment_body
 
 _GET_PATH = re.compile(r"/api/v1/payments/(pay_[A-Za-z0-9]{16})")
 _POST_PATH = "/api/v1/payments"
+_CANONICAL_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 # The fields of CreatePaymentRequest a UPI payment may carry; anything else goes to Flask.
 _UPI_FIELDS = frozenset({"order_id", "method", "vpa", "amount", "currency"})
@@ -81,6 +82,8 @@ class FastPath:
         if not given or not hmac.compare_digest(given.encode(), self.secret):
             return None
         value = environ.get("HTTP_X_MERCHANT_ID", "")
+        if _CANONICAL_UUID.fullmatch(value):
+            return value  # what the gateway sends: already str(uuid.UUID(value))
         try:
             return str(uuid.UUID(value)) if value else None
         except ValueError:

@@ -115,3 +115,20 @@ def test_post_for_an_order_and_with_idempotency_key(client, headers):
     again = _post(client, headers, keyed, **{"Idempotency-Key": "fastpath-key-1"})
     assert again.headers.get("Idempotent-Replayed") == "true"
     assert again.get_data() == first.get_data()
+
+
+def test_the_prepared_lookup_is_prepared_again_and_keeps_answering(client, headers, monkeypatch):
+    from payments import service
+
+    created = client.post(
+        "/api/v1/payments", json={"amount": 1000, "method": "upi", "vpa": "success@upi"}, headers=headers
+    ).get_json()
+    path = f"/api/v1/payments/{created['id']}"
+    first = client.get(path, headers=headers)
+    # Every lookup now finds its plan too old: DEALLOCATE and PREPARE again, each time.
+    monkeypatch.setattr(service.PreparedQuery, "REPLAN_SECONDS", -1.0)
+    again = [client.get(path, headers=headers) for _ in range(3)]
+    assert first.status_code == 200
+    assert [r.status_code for r in again] == [200, 200, 200]
+    assert {r.get_json()["id"] for r in [first, *again]} == {created["id"]}
+    assert client.get("/api/v1/payments/pay_0000000000000000", headers=headers).status_code == 404
