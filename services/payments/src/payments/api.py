@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import logging
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -40,6 +41,8 @@ from payments.schemas import (
     public_order_body,
     public_payment_body,
 )
+
+log = logging.getLogger(__name__)
 
 # Request schemas are passed as instances: webargs would otherwise build one per request.
 blp = Blueprint("payments", __name__, url_prefix="/api/v1", description="Orders, payments and capture")
@@ -265,6 +268,7 @@ class Health(MethodView):
             _db().ping()
             body["database"] = "connected"
         except Exception:
+            log.warning("health: database unreachable", exc_info=True)
             body["database"] = "disconnected"
             failed = True
         try:
@@ -272,6 +276,7 @@ class Health(MethodView):
             body["redis"] = "connected"
             body["workers"] = _workers()
         except Exception:
+            log.warning("health: redis unreachable", exc_info=True)
             body["redis"] = "disconnected"
             body["workers"] = dict.fromkeys(WORKERS, "unknown")
             failed = True

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import contextlib
 import json
+import time
 import weakref
 
 import psycopg2.errors
+import psycopg2.extensions
 from gateway_common.db import Transaction
 from psycopg2.extras import Json, execute_values
 
@@ -119,31 +121,40 @@ _MARK_ORDER_ATTEMPTED_SQL = (
     "UPDATE payments.orders SET status = 'attempted', updated_at = now() WHERE id = %s AND status = 'created'"
 )
 _INSERT_EVENTS_SQL = "INSERT INTO payments.outbox (event_id, event_type, merchant_id, payload) VALUES "
-# Statements of the hot insert, PREPAREd once per connection (see _prepared).
-_PREPARED_SQL = {
-    "payments_insert_payment": _INSERT_PAYMENT_SQL,
-    "payments_mark_order_attempted": _MARK_ORDER_ATTEMPTED_SQL,
-    "payments_insert_two_events": _INSERT_EVENTS_SQL + "(%s, %s, %s, %s), (%s, %s, %s, %s)",
-}
-_prepared_on: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+class Prepared:
+    """One statement PREPAREd per pooled connection; ``sql(cursor)`` returns the EXECUTE to run.
 
-
-def _prepared(tx: Transaction, name: str) -> str:
-    """Return ``EXECUTE name (%s, ...)`` for one of ``_PREPARED_SQL``, PREPAREd on this connection first.
-
-    Parsing and planning these inserts costs the server about as much as running them; a
-    prepared statement is parsed once per connection. Only used in autocommit (PREPARE is not
-    undone by a rollback, and an error inside a transaction would abort it).
+    Parsing and planning the hot statements costs the server about as much as running them;
+    prepared, they are parsed once per connection. ``replan_seconds`` prepares the statement
+    again after that long, so a plan cached while a table was tiny does not live on. Autocommit
+    only: PREPARE is not undone by a rollback, and an error inside a transaction would abort it.
     """
-    conn = tx.cursor.connection
-    names = _prepared_on.setdefault(conn, set())
-    query = _PREPARED_SQL[name]
-    count = query.count("%s")
-    if name not in names:
-        with contextlib.suppress(psycopg2.errors.DuplicatePreparedStatement):
-            tx.cursor.execute(f"PREPARE {name} AS {query % tuple(f'${i}' for i in range(1, count + 1))}")
-        names.add(name)
-    return f"EXECUTE {name} ({', '.join(['%s'] * count)})"
+
+    def __init__(self, name: str, query: str, arg_types: tuple[str, ...] = ()) -> None:
+        count = query.count("%s")
+        types = f" ({', '.join(arg_types)})" if arg_types else ""
+        self.name = name
+        self.prepare = f"PREPARE {name}{types} AS {query % tuple(f'${i}' for i in range(1, count + 1))}"
+        self.execute = f"EXECUTE {name} ({', '.join(['%s'] * count)})"
+        self.prepared_at: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+    def sql(self, cursor: psycopg2.extensions.cursor, replan_seconds: float | None = None) -> str:
+        """Prepare on the cursor's connection if needed (or due again); return the EXECUTE."""
+        conn = cursor.connection
+        now = time.monotonic()
+        prepared_at = self.prepared_at.get(conn)
+        if prepared_at is None or (replan_seconds is not None and now - prepared_at > replan_seconds):
+            if prepared_at is not None:
+                cursor.execute(f"DEALLOCATE {self.name}")
+            with contextlib.suppress(psycopg2.errors.DuplicatePreparedStatement):
+                cursor.execute(self.prepare)
+            self.prepared_at[conn] = now
+        return self.execute
+
+
+_INSERT_PAYMENT = Prepared("payments_insert_payment", _INSERT_PAYMENT_SQL)
+_MARK_ORDER_ATTEMPTED = Prepared("payments_mark_order_attempted", _MARK_ORDER_ATTEMPTED_SQL)
+_INSERT_TWO_EVENTS = Prepared("payments_insert_two_events", _INSERT_EVENTS_SQL + "(%s, %s, %s, %s), (%s, %s, %s, %s)")
 
 
 def insert_payment(
@@ -161,7 +172,7 @@ def insert_payment(
     even in autocommit mode: the payment and its outbox rows commit together or not at all.
     """
     prepare = tx.cursor.connection.autocommit
-    statements = [_prepared(tx, "payments_insert_payment") if prepare else _INSERT_PAYMENT_SQL]
+    statements = [_INSERT_PAYMENT.sql(tx.cursor) if prepare else _INSERT_PAYMENT_SQL]
     params: list = [
         payment.id,
         payment.merchant_id,
@@ -182,11 +193,11 @@ def insert_payment(
         payment.updated_at,
     ]
     if mark_order_attempted and order_ref:
-        statements.append(_prepared(tx, "payments_mark_order_attempted") if prepare else _MARK_ORDER_ATTEMPTED_SQL)
+        statements.append(_MARK_ORDER_ATTEMPTED.sql(tx.cursor) if prepare else _MARK_ORDER_ATTEMPTED_SQL)
         params.append(order_ref)
     if events:
         if prepare and len(events) == 2:
-            statements.append(_prepared(tx, "payments_insert_two_events"))
+            statements.append(_INSERT_TWO_EVENTS.sql(tx.cursor))
         else:
             statements.append(_INSERT_EVENTS_SQL + ", ".join(["(%s, %s, %s, %s)"] * len(events)))
         for e in events:

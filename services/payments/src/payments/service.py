@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import time
-import weakref
 from collections.abc import Callable, Iterable, Iterator
 from datetime import UTC, datetime, timedelta
 
@@ -233,7 +231,7 @@ def _fetch_one(db: Database, query: str, params: tuple) -> tuple | None:
 
 
 class PreparedQuery:
-    """A read-only query PREPAREd per pooled connection, then run with EXECUTE.
+    """A read-only query run as a prepared statement (``repository.Prepared``) in autocommit.
 
     GET /payments/{id} is a primary-key lookup whose planning (five candidate indexes) costs the
     server more than running it: with the plan cached, pgbench ran this lookup at 75k tps against
@@ -246,12 +244,8 @@ class PreparedQuery:
     REPLAN_SECONDS = 30.0
 
     def __init__(self, name: str, arg_types: tuple[str, ...], query: str) -> None:
-        self.name = name
         self.query = query
-        placeholders = [f"${i}" for i in range(1, len(arg_types) + 1)]
-        self.prepare = f"PREPARE {name} ({', '.join(arg_types)}) AS {query % tuple(placeholders)}"
-        self.execute = f"EXECUTE {name} ({', '.join(['%s'] * len(arg_types))})"
-        self.prepared_at: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+        self.statement = repository.Prepared(name, query, arg_types)
 
     def fetch_one(self, db: Database, params: tuple) -> tuple | None:
         """Return the first row (a tuple) or None."""
@@ -261,15 +255,7 @@ class PreparedQuery:
             conn.autocommit = True
             try:
                 with conn.cursor() as cursor:
-                    now = time.monotonic()
-                    prepared_at = self.prepared_at.get(conn)
-                    if prepared_at is None or now - prepared_at > self.REPLAN_SECONDS:
-                        if prepared_at is not None:
-                            cursor.execute(f"DEALLOCATE {self.name}")
-                        with contextlib.suppress(psycopg2.errors.DuplicatePreparedStatement):
-                            cursor.execute(self.prepare)
-                        self.prepared_at[conn] = now
-                    cursor.execute(self.execute, params)
+                    cursor.execute(self.statement.sql(cursor, self.REPLAN_SECONDS), params)
                     return cursor.fetchone()
             finally:
                 if not conn.closed:

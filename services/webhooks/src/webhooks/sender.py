@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import http.client
 import ipaddress
+import logging
 import select
 import socket
 import ssl
@@ -20,6 +21,8 @@ from gateway_common import signing
 
 from webhooks.destinations import refusal_reason
 from webhooks.models import RESPONSE_BODY_LIMIT, AttemptResult, truncate_text
+
+log = logging.getLogger(__name__)
 
 TIMEOUT_SECONDS = 5.0
 USER_AGENT = "PaymentGateway-Webhooks/1.0"
@@ -190,6 +193,7 @@ def post(session: Session, url: str, secret: str, event_id: str, body: bytes) ->
             conn.close()
             return AttemptResult(ok=False, error=truncate_text(f"connection failed: {_reason(exc)}", 500))
         except Exception as exc:  # e.g. a host name that cannot be encoded
+            log.warning("request to %s failed unexpectedly", key, exc_info=True)
             conn.close()
             return AttemptResult(ok=False, error=truncate_text(f"request failed: {type(exc).__name__}", 500))
     raw, complete = _read_head(response, deadline=started + TIMEOUT_SECONDS)
