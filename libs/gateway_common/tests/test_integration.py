@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import json
 import threading
 
 import psycopg2
@@ -11,7 +13,7 @@ from flask import jsonify
 from gateway_common.config import Settings
 from gateway_common.db import Database
 from gateway_common.errors import BadRequestError, ServiceUnavailableError
-from gateway_common.events import Outbox, Relay, Route
+from gateway_common.events import Outbox, Relay, Route, events_from_task
 from gateway_common.http import create_base_app
 from gateway_common.idempotency import idempotent
 from gateway_common.workers import make_celery
@@ -84,6 +86,10 @@ def test_relay_publishes_committed_events_once_to_celery_and_pubsub(scratch, red
     assert relay.run_once() == 2
     assert relay.run_once() == 0
     assert client.llen(f"{settings.pubsub_prefix}:celery:scratch-queue") == 1  # one task, the one matching event
+    message = json.loads(client.lindex(f"{settings.pubsub_prefix}:celery:scratch-queue", 0))
+    args, _kwargs, _embed = json.loads(base64.b64decode(message["body"]))
+    assert message["headers"]["task"] == "scratch.handle"
+    assert events_from_task(args[0]) == [first]  # the stored payload, as one JSON array
     messages = []
     for _ in range(10):
         message = pubsub.get_message(timeout=1)

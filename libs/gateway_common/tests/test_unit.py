@@ -8,6 +8,7 @@ import pytest
 from flask import Flask
 from gateway_common import errors, ids, money, signing
 from gateway_common.config import Settings, with_user
+from gateway_common.events import events_from_task
 from gateway_common.http import create_base_app, describe_validation
 from gateway_common.idempotency import fingerprint
 from gateway_common.schemas import RequestSchema, StrictInteger, amount_field
@@ -126,3 +127,14 @@ def test_request_id_is_echoed_when_well_formed_and_generated_otherwise():
     assert client.get("/missing", headers={"X-Request-Id": "abc-123"}).headers["X-Request-Id"] == "abc-123"
     generated = client.get("/missing", headers={"X-Request-Id": "bad id with spaces"}).headers["X-Request-Id"]
     assert generated != "bad id with spaces" and len(generated) == 32
+
+
+def test_events_from_task_reads_the_relays_json_text_and_older_lists():
+    event = {"id": "evt_1", "event": "payment.success", "timestamp": 1, "merchant_id": "m", "data": {}}
+    assert events_from_task('[{"id": "evt_1", "event": "payment.success", "timestamp": 1, "merchant_id": "m", "data": {}}]') == [event]
+    assert events_from_task([event]) == [event]
+    assert events_from_task(b"[]") == []
+    # Not a JSON array: nothing to handle, and no exception for Celery to retry forever.
+    assert events_from_task("[{") == []
+    assert events_from_task('{"id": "evt_1"}') == []
+    assert events_from_task(None) == []

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from celery import shared_task
+from gateway_common.events import events_from_task
 
 from payments import runtime, service
 
@@ -25,6 +26,6 @@ def process_payments(payment_ids: list[str]) -> int:
     retry_backoff_max=5,
     max_retries=120,
 )
-def handle_refund_events(events: list[dict]) -> int:
-    """Apply ``refund.processed`` events to the payments' ``amount_refunded``."""
-    return service.apply_refund_events(runtime.database(), events)
+def handle_refund_events(events: str | list[dict]) -> int:
+    """Apply ``refund.processed`` events (a JSON array as text, or a list) to the payments' ``amount_refunded``."""
+    return service.apply_refund_events(runtime.database(), events_from_task(events))

@@ -10,6 +10,7 @@ from celery import Celery, shared_task
 from gateway_common.config import Settings
 from gateway_common.db import Database
 from gateway_common.errors import ServiceUnavailableError
+from gateway_common.events import events_from_task
 
 from webhooks import sender, service
 from webhooks.config import WebhookConfig
@@ -104,10 +105,10 @@ def runtime(celery_app: Celery) -> Runtime:
 
 
 @shared_task(name=HANDLE_EVENTS_TASK, bind=True, acks_late=True, **_RETRY)
-def handle_events(self, events: list[dict]) -> int:
-    """Create the deliveries for a batch of event envelopes and attempt them."""
+def handle_events(self, events: str | list[dict]) -> int:
+    """Create the deliveries for a batch of event envelopes (a JSON array as text, or a list) and attempt them."""
     rt = runtime(self.app)
-    return len(service.handle_events(rt.db, rt.cfg, events, rt.dispatch))
+    return len(service.handle_events(rt.db, rt.cfg, events_from_task(events), rt.dispatch))
 
 
 @shared_task(name=DELIVER_TASK, bind=True, acks_late=True)
