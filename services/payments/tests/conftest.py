@@ -103,7 +103,7 @@ def drive_bank(db):
         deadline = time.monotonic() + timeout
         while True:
             dispatched: list[list[str]] = []
-            service.sweep_due(db, config, dispatched.append)
+            service.sweep_due(db, config, lambda ids, countdown: dispatched.append(ids))
             for batch in dispatched:
                 service.process_payments(db, config, batch)
             with db.transaction() as tx:

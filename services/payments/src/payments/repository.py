@@ -294,15 +294,29 @@ def claim_due(tx: Transaction, limit: int) -> list[dict]:
     return [dict(row) for row in tx.cursor.fetchall()]
 
 
-def start_processing(tx: Transaction, ids: list[str], delays_ms: list[int]) -> None:
-    """Hand pending payments to the bank: processing, due after each one's delay."""
+def start_processing(tx: Transaction, ids: list[str], delays_ms: list[int], lease_seconds: int) -> None:
+    """Hand pending payments to the bank: processing, due after each one's delay.
+
+    Their answer is sent ahead (see ``service.sweep_due``), so they come due again for the
+    sweeper only ``lease_seconds`` after that, in case the task is lost.
+    """
     tx.cursor.execute(
         "UPDATE payments.payments AS p SET status = 'processing', "
         "bank_due_at = now() + d.ms * interval '1 millisecond', "
-        "next_run_at = now() + d.ms * interval '1 millisecond', updated_at = now() "
+        "next_run_at = now() + d.ms * interval '1 millisecond' + %s * interval '1 second', updated_at = now() "
         "FROM unnest(%s::text[], %s::int[]) AS d(id, ms) WHERE p.id = d.id AND p.status = 'pending'",
-        (ids, delays_ms),
+        (lease_seconds, ids, delays_ms),
     )
+
+
+def not_yet_due(tx: Transaction, ids: list[str]) -> list[tuple[str, float]]:
+    """Processing payments among ``ids`` whose answer is not due yet: (id, seconds until due)."""
+    tx.cursor.execute(
+        "SELECT id, extract(epoch FROM bank_due_at - clock_timestamp())::float8 AS wait FROM payments.payments "
+        "WHERE id = ANY(%s) AND status = 'processing' AND bank_due_at > clock_timestamp()",
+        (ids,),
+    )
+    return [(row["id"], max(0.0, row["wait"])) for row in tx.cursor.fetchall()]
 
 
 def lease(tx: Transaction, ids: list[str], seconds: int) -> None:

@@ -34,6 +34,8 @@ log = logging.getLogger(__name__)
 OUTBOX = Outbox("payments")
 SWEEP_BATCH = 500
 LEASE_SECONDS = 10
+# Answers due within the same 100 ms are sent as one task.
+DUE_STEP_MS = 100
 DEFAULT_CURRENCY = "INR"
 
 
@@ -380,10 +382,14 @@ def job_counts(db: Database) -> dict[str, int]:
 # ---------------------------------------------------------------- the simulated bank
 
 
-def sweep_due(db: Database, config: bank.BankConfig, dispatch: Callable[[list[str]], None]) -> int:
-    """Move due pending payments to the bank and dispatch the ones whose answer is due.
+def sweep_due(db: Database, config: bank.BankConfig, dispatch: Callable[[list[str], float], None]) -> int:
+    """Move due pending payments to the bank and send each batch's answer ahead, to run when due.
 
-    Returns how many rows were claimed, so the loop runs again at once while there is work.
+    A pending payment becomes ``processing`` with ``bank_due_at = now() + delay`` and
+    ``next_run_at`` a lease after that; its ``payments.process`` task is sent at once with a
+    countdown to ``bank_due_at``. If that task is lost, the row comes due ``LEASE_SECONDS`` later
+    and is sent again, under a new lease. Returns how many rows were claimed, so the loop runs
+    again at once while there is work.
     """
     with db.transaction() as tx:
         rows = repository.claim_due(tx, SWEEP_BATCH)
@@ -393,26 +399,60 @@ def sweep_due(db: Database, config: bank.BankConfig, dispatch: Callable[[list[st
         answerable = [r["id"] for r in rows if r["status"] == PaymentStatus.PROCESSING]
         stale = [r["id"] for r in rows if r["status"] not in (PaymentStatus.PENDING, PaymentStatus.PROCESSING)]
         if pending:
-            repository.start_processing(tx, pending, [bank.delay_ms(config, pid) for pid in pending])
+            delays = [bank.delay_ms(config, pid) for pid in pending]
+            repository.start_processing(tx, pending, delays, LEASE_SECONDS)
+            for countdown, ids in due_batches(pending, delays):
+                tx.on_commit(lambda ids=ids, countdown=countdown: dispatch(ids, countdown))
         if answerable:
-            # A lease: if the task is lost, the row comes due again and is re-sent.
+            # Their task was lost (or the worker restarted): a new lease, and the answer now.
             repository.lease(tx, answerable, LEASE_SECONDS)
-            tx.on_commit(lambda: dispatch(answerable))
+            tx.on_commit(lambda: dispatch(answerable, 0.0))
         if stale:
             repository.unschedule(tx, stale)
     return len(rows)
 
 
-def process_payments(db: Database, config: bank.BankConfig, payment_ids: list[str], *, attempts: int = 3) -> int:
-    """Give the bank's answer to processing payments that are due; idempotent."""
+def due_batches(ids: list[str], delays_ms: list[int], step_ms: int = DUE_STEP_MS) -> list[tuple[float, list[str]]]:
+    """Group payments by their delay rounded up to ``step_ms``: (countdown in seconds, ids).
+
+    The countdown starts after the commit, so it never ends before ``bank_due_at`` (set from
+    the transaction's start); rounding up lets one task answer many payments.
+    """
+    groups: dict[int, list[str]] = {}
+    for payment_id, delay in zip(ids, delays_ms, strict=True):
+        groups.setdefault(-(-delay // step_ms) * step_ms, []).append(payment_id)
+    return [(due / 1000, group) for due, group in sorted(groups.items())]
+
+
+def process_payments(
+    db: Database,
+    config: bank.BankConfig,
+    payment_ids: list[str],
+    *,
+    attempts: int = 3,
+    dispatch: Callable[[list[str], float], None] | None = None,
+) -> int:
+    """Give the bank's answer to processing payments that are due; idempotent.
+
+    Payments the task reached before their ``bank_due_at`` (clocks apart, a task run early) are
+    sent to ``dispatch`` again for when they are due; without it, their lease brings them back.
+    """
     for attempt in range(attempts):
         try:
-            return _process_once(db, config, payment_ids)
+            done = _process_once(db, config, payment_ids)
+            break
         except (psycopg2.errors.DeadlockDetected, psycopg2.errors.SerializationFailure):
             if attempt == attempts - 1:
                 raise
             log.warning("bank batch hit a deadlock; retrying")
-    return 0
+    else:  # attempts < 1
+        return 0
+    if done < len(payment_ids) and dispatch is not None:
+        with single_statement(db) as tx:
+            early = repository.not_yet_due(tx, list(payment_ids))
+        if early:
+            dispatch([payment_id for payment_id, _ in early], max(wait for _, wait in early))
+    return done
 
 
 def _process_once(db: Database, config: bank.BankConfig, payment_ids: list[str]) -> int:

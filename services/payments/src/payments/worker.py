@@ -25,9 +25,9 @@ app.conf.task_routes = {"payments.*": {"queue": QUEUE}}
 app.conf.imports = ["payments.tasks"]
 
 
-def dispatch(payment_ids: list[str]) -> None:
-    """Send one bank task for a batch of payments whose answer is due."""
-    app.send_task(PROCESS_TASK, args=[payment_ids], queue=QUEUE)
+def dispatch(payment_ids: list[str], countdown: float = 0.0) -> None:
+    """Send one bank task for a batch of payments, to run when their answer is due."""
+    app.send_task(PROCESS_TASK, args=[payment_ids], queue=QUEUE, countdown=countdown or None)
 
 
 def make_loops() -> list[Loop]:
