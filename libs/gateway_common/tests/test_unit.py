@@ -138,3 +138,14 @@ def test_events_from_task_reads_the_relays_json_text_and_older_lists():
     assert events_from_task("[{") == []
     assert events_from_task('{"id": "evt_1"}') == []
     assert events_from_task(None) == []
+
+
+def test_iso_formats_utc_seconds_from_any_zone():
+    from datetime import UTC, datetime, timedelta, timezone
+
+    from gateway_common.timeutil import iso
+
+    assert iso(None) is None
+    assert iso(datetime(2026, 1, 15, 10, 30, 0, 999999, tzinfo=UTC)) == "2026-01-15T10:30:00Z"
+    assert iso(datetime(2026, 1, 15, 16, 0, 5, tzinfo=timezone(timedelta(hours=5, minutes=30)))) == "2026-01-15T10:30:05Z"
+    assert iso(datetime(2026, 1, 1, 0, 0, tzinfo=timezone(timedelta(hours=-1)))) == "2026-01-01T01:00:00Z"

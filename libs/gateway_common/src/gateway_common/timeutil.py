@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
+
+_ZERO = timedelta(0)
 
 
 def utcnow() -> datetime:
@@ -14,4 +16,7 @@ def iso(value: datetime | None) -> str | None:
     """Format a datetime as ``2026-01-15T10:30:00Z`` (None stays None)."""
     if value is None:
         return None
-    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    if value.utcoffset() != _ZERO:  # another zone, or naive (local time, as astimezone reads it)
+        value = value.astimezone(UTC)
+    # isoformat is twice as fast as strftime; every payment body formats two or three of these.
+    return value.isoformat(timespec="seconds")[:19] + "Z"
