@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import contextlib
+import heapq
+import itertools
 import logging
+import threading
+import time
 from collections.abc import Callable, Iterable, Iterator
 from datetime import UTC, datetime, timedelta
 
@@ -36,6 +40,8 @@ SWEEP_BATCH = 500
 LEASE_SECONDS = 10
 # Answers due within the same 100 ms are sent as one task.
 DUE_STEP_MS = 100
+# A scheduled answer that hit an error (database down) is tried again this much later.
+ANSWER_RETRY_SECONDS = 1.0
 DEFAULT_CURRENCY = "INR"
 
 
@@ -383,12 +389,13 @@ def job_counts(db: Database) -> dict[str, int]:
 
 
 def sweep_due(db: Database, config: bank.BankConfig, dispatch: Callable[[list[str], float], None]) -> int:
-    """Move due pending payments to the bank and send each batch's answer ahead, to run when due.
+    """Move due pending payments to the bank and schedule each batch's answer for when it is due.
 
     A pending payment becomes ``processing`` with ``bank_due_at = now() + delay`` and
-    ``next_run_at`` a lease after that; its ``payments.process`` task is sent at once with a
-    countdown to ``bank_due_at``. If that task is lost, the row comes due ``LEASE_SECONDS`` later
-    and is sent again, under a new lease. Returns how many rows were claimed, so the loop runs
+    ``next_run_at`` a lease after that; after the commit its answer goes to ``dispatch`` with a
+    countdown to ``bank_due_at`` (the worker keeps it in an ``AnswerSchedule``). If that answer
+    is lost (the process died), the row comes due ``LEASE_SECONDS`` later and is sent again at
+    once (countdown 0), under a new lease. Returns how many rows were claimed, so the loop runs
     again at once while there is work.
     """
     with db.transaction() as tx:
@@ -422,6 +429,51 @@ def due_batches(ids: list[str], delays_ms: list[int], step_ms: int = DUE_STEP_MS
     for payment_id, delay in zip(ids, delays_ms, strict=True):
         groups.setdefault(-(-delay // step_ms) * step_ms, []).append(payment_id)
     return [(due / 1000, group) for due, group in sorted(groups.items())]
+
+
+class AnswerSchedule:
+    """Bank answers this worker process will give when they are due: (due time, payment ids).
+
+    Kept in memory, not in the broker: a Celery countdown task is held unacknowledged by the
+    worker until it runs, and acknowledging it on a connection lost meanwhile (a Redis restart)
+    stops the whole worker. What a dead process held comes back through the lease.
+    """
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self._clock = clock
+        self._heap: list[tuple[float, int, list[str]]] = []
+        self._count = itertools.count()
+        self._lock = threading.Lock()
+
+    def add(self, payment_ids: list[str], countdown: float) -> None:
+        """Answer these payments ``countdown`` seconds from now."""
+        with self._lock:
+            heapq.heappush(self._heap, (self._clock() + countdown, next(self._count), list(payment_ids)))
+
+    def take_due(self) -> list[list[str]]:
+        """Remove and return the batches whose time has come."""
+        now, due = self._clock(), []
+        with self._lock:
+            while self._heap and self._heap[0][0] <= now:
+                due.append(heapq.heappop(self._heap)[2])
+        return due
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._heap)
+
+    def run_due(self, db: Database, config: bank.BankConfig) -> int:
+        """Answer every due batch; a batch that fails is tried again in a second. Returns how many."""
+        done = 0
+        batches = self.take_due()
+        for index, payment_ids in enumerate(batches):
+            try:
+                done += process_payments(db, config, payment_ids, dispatch=self.add)
+            except Exception:
+                for later in batches[index:]:
+                    self.add(later, ANSWER_RETRY_SECONDS)
+                raise
+        return done
 
 
 def process_payments(

@@ -13,12 +13,8 @@ PROCESS_TASK = "payments.process"
 
 @shared_task(name=PROCESS_TASK, acks_late=True, ignore_result=True)
 def process_payments(payment_ids: list[str]) -> int:
-    """Give the simulated bank's answer to due processing payments (any not due yet: again when due)."""
-    return service.process_payments(runtime.database(), runtime.bank_config(), payment_ids, dispatch=_again)
-
-
-def _again(payment_ids: list[str], countdown: float) -> None:
-    process_payments.apply_async(args=[payment_ids], queue=QUEUE, countdown=countdown)
+    """Give the simulated bank's answer to due processing payments (sent by the sweeper for lost answers)."""
+    return service.process_payments(runtime.database(), runtime.bank_config(), payment_ids)
 
 
 @shared_task(

@@ -5,6 +5,8 @@ celery -A payments.worker worker -Q payments -P threads -c 8 -n payments@%h
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from gateway_common.events import Relay, Route
 from gateway_common.loops import Loop
 from gateway_common.workers import heartbeat_loop, make_celery, run_loops_in_worker
@@ -18,6 +20,8 @@ ROUTES = [Route("payment.*", "webhooks.handle_events", "webhooks")]
 # bigger (fewer queries, commits and Celery messages per payment under load); it adds at most
 # this much to a payment's time at the bank and to its events' way out.
 BUSY = 0.05
+# How often the schedule of bank answers is looked at (a heap check, no query when nothing is due).
+ANSWER_TICK = 0.02
 
 app = make_celery(runtime.settings(), "payments")
 app.conf.task_default_queue = QUEUE
@@ -25,9 +29,21 @@ app.conf.task_routes = {"payments.*": {"queue": QUEUE}}
 app.conf.imports = ["payments.tasks"]
 
 
-def dispatch(payment_ids: list[str], countdown: float = 0.0) -> None:
-    """Send one bank task for a batch of payments, to run when their answer is due."""
-    app.send_task(PROCESS_TASK, args=[payment_ids], queue=QUEUE, countdown=countdown or None)
+def dispatch(payment_ids: list[str]) -> None:
+    """Send one bank task for a batch of payments whose answer is due now."""
+    app.send_task(PROCESS_TASK, args=[payment_ids], queue=QUEUE)
+
+
+def scheduler(schedule: service.AnswerSchedule) -> Callable[[list[str], float], None]:
+    """Answers due later wait in this process's schedule; lost ones found by the sweeper go to Celery."""
+
+    def send(payment_ids: list[str], countdown: float) -> None:
+        if countdown > 0:
+            schedule.add(payment_ids, countdown)
+        else:
+            dispatch(payment_ids)
+
+    return send
 
 
 def make_loops() -> list[Loop]:
@@ -36,10 +52,13 @@ def make_loops() -> list[Loop]:
     db = runtime.database()
     relay = Relay(db, "payments", ROUTES, app, runtime.redis_client(), settings.pubsub_prefix)
     config = runtime.bank_config()
+    schedule = service.AnswerSchedule()
+    send = scheduler(schedule)
     # Refund events whose Celery task was lost (Redis restart) are re-read from the refunds outbox view.
     reconciler = service.RefundReconciler(db)
     return [
-        Loop("payments-bank-sweeper", lambda: service.sweep_due(db, config, dispatch), interval=0.1, busy_interval=BUSY),
+        Loop("payments-bank-sweeper", lambda: service.sweep_due(db, config, send), interval=0.1, busy_interval=BUSY),
+        Loop("payments-bank-answers", lambda: schedule.run_due(db, config), interval=ANSWER_TICK),
         Loop("payments-outbox-relay", relay.run_once, interval=0.1, busy_interval=BUSY),
         Loop("payments-refund-reconciler", reconciler.step, interval=5.0, error_backoff=5.0),
         Loop("payments-idempotency-pruner", lambda: service.prune_idempotency_keys(db), interval=300),

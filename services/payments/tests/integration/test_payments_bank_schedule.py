@@ -1,6 +1,8 @@
-"""The bank's schedule: answers sent ahead with a countdown, lost ones re-sent after the lease."""
+"""The bank's schedule: answers kept for when they are due, lost ones re-sent after the lease."""
 
 from __future__ import annotations
+
+import time
 
 import pytest
 from payments import service
@@ -91,3 +93,45 @@ def test_a_task_that_runs_before_the_answer_is_due_is_sent_again_for_then(client
     assert service.process_payments(db, config, early_ids) >= 1
     assert row(admin_conn, payment_id)[0] == "failed"
     assert final_events(admin_conn, payment_id) == ["payment.failed"]
+
+
+def test_the_answer_schedule_gives_batches_when_due_and_keeps_failed_ones():
+    now = [100.0]
+    schedule = service.AnswerSchedule(clock=lambda: now[0])
+    schedule.add(["late"], 2.0)
+    schedule.add(["soon"], 0.5)
+    schedule.add(["also_soon"], 0.5)
+    assert schedule.take_due() == []
+    now[0] = 100.5
+    assert schedule.take_due() == [["soon"], ["also_soon"]]
+    assert len(schedule) == 1
+
+    class DatabaseDown:
+        def transaction(self):
+            raise RuntimeError("database down")
+
+    now[0] = 102.0
+    with pytest.raises(RuntimeError):
+        schedule.run_due(DatabaseDown(), BankConfig())
+    assert schedule.take_due() == []  # kept, for a second later
+    now[0] = 102.0 + service.ANSWER_RETRY_SECONDS
+    assert schedule.take_due() == [["late"]]
+
+
+def test_scheduled_answers_are_given_when_due(client, headers, db, admin_conn):
+    config = BankConfig(test_mode=True, test_delay_ms=200, test_success=True)
+    payment_id = create(client, headers)
+    schedule = service.AnswerSchedule()
+    service.sweep_due(db, config, schedule.add)
+    assert row(admin_conn, payment_id)[0] == "processing"
+    deadline = time.monotonic() + 5
+    while row(admin_conn, payment_id)[0] == "processing" and time.monotonic() < deadline:
+        schedule.run_due(db, config)
+        time.sleep(0.02)
+    status = row(admin_conn, payment_id)[0]
+    assert status == "success"
+    with admin_conn.cursor() as cur:
+        cur.execute("SELECT extract(epoch FROM updated_at - bank_due_at)::float8 FROM payments.payments WHERE id = %s", (payment_id,))
+        late = cur.fetchone()[0]
+    assert 0 <= late < 1.0  # answered once due, not a lease later
+    assert final_events(admin_conn, payment_id) == ["payment.success"]
