@@ -30,7 +30,11 @@ def scratch(database_url):
             CREATE SCHEMA scratch;
             CREATE TABLE scratch.outbox (seq BIGSERIAL PRIMARY KEY, event_id TEXT NOT NULL UNIQUE,
                 event_type TEXT NOT NULL, merchant_id UUID NOT NULL, payload JSONB NOT NULL,
-                created_at TIMESTAMPTZ NOT NULL DEFAULT now(), published_at TIMESTAMPTZ);
+                created_at TIMESTAMPTZ NOT NULL DEFAULT now(), published_at TIMESTAMPTZ,
+                xid xid8 NOT NULL DEFAULT pg_current_xact_id());
+            CREATE TABLE scratch.outbox_relay (id BOOLEAN PRIMARY KEY DEFAULT true, xid xid8 NOT NULL,
+                seq BIGINT NOT NULL, updated_at TIMESTAMPTZ NOT NULL DEFAULT now());
+            INSERT INTO scratch.outbox_relay (xid, seq) VALUES ('0', 0);
             CREATE TABLE scratch.idempotency_keys (scope TEXT NOT NULL, key TEXT NOT NULL,
                 fingerprint TEXT NOT NULL, response_status INT, response_body BYTEA,
                 created_at TIMESTAMPTZ NOT NULL DEFAULT now(), expires_at TIMESTAMPTZ NOT NULL,
@@ -100,6 +104,66 @@ def test_relay_publishes_committed_events_once_to_celery_and_pubsub(scratch, red
     assert len(messages) == 2
     assert first["id"].encode() in messages[0]
     assert set(first) == {"id", "event", "timestamp", "merchant_id", "data"}
+
+
+def _drain(relay) -> None:
+    while relay.run_once():
+        pass
+
+
+def test_relay_waits_for_a_slow_commit_and_never_skips_it(scratch, database_url, redis_url):
+    settings = Settings(service="scratch", redis_url=redis_url)
+    client = redis.Redis.from_url(redis_url)
+    relay = Relay(scratch, "scratch", [Route("payment.*", "scratch.handle", "scratch-queue")], make_celery(settings, "scratch"), client, "unit")
+    _drain(relay)
+    merchant = "550e8400-e29b-41d4-a716-446655440000"
+    outbox = Outbox("scratch")
+    slow = psycopg2.connect(database_url)  # a transaction that takes its seq first and commits last
+    try:
+        with slow.cursor() as cur:
+            cur.execute(
+                "INSERT INTO scratch.outbox (event_id, event_type, merchant_id, payload) "
+                "VALUES ('evt_slow', 'payment.created', %s, '{}') RETURNING seq",
+                (merchant,),
+            )
+            slow_seq = cur.fetchone()[0]
+        with scratch.transaction() as tx:
+            fast = outbox.add(tx, "payment.created", merchant, {})
+        assert relay.run_once() == 0  # the fast row waits: the slow transaction might still commit before it
+        slow.commit()
+        assert relay.run_once() == 2
+        with scratch.transaction() as tx:
+            tx.cursor.execute("SELECT seq FROM scratch.outbox_relay")
+            place = tx.cursor.fetchone()["seq"]
+            tx.cursor.execute("SELECT seq FROM scratch.outbox WHERE event_id = %s", (fast["id"],))
+            assert place == tx.cursor.fetchone()["seq"] > slow_seq  # the slow row went out, first
+        # A rolled-back insert leaves a gap that holds nothing up.
+        with slow.cursor() as cur:
+            cur.execute("INSERT INTO scratch.outbox (event_id, event_type, merchant_id, payload) VALUES ('evt_gone', 'payment.created', %s, '{}')", (merchant,))
+        slow.rollback()
+        with scratch.transaction() as tx:
+            outbox.add(tx, "payment.created", merchant, {})
+        assert relay.run_once() == 1
+    finally:
+        slow.close()
+
+
+def test_only_one_relay_publishes_an_outbox_at_a_time(scratch, database_url, redis_url):
+    settings = Settings(service="scratch", redis_url=redis_url)
+    client = redis.Redis.from_url(redis_url)
+    relay = Relay(scratch, "scratch", [], make_celery(settings, "scratch"), client, "unit")
+    _drain(relay)
+    with scratch.transaction() as tx:
+        Outbox("scratch").add(tx, "payment.created", "550e8400-e29b-41d4-a716-446655440000", {})
+    other = psycopg2.connect(database_url)  # another relay, in the middle of its batch
+    try:
+        with other.cursor() as cur:
+            cur.execute("SELECT seq FROM scratch.outbox_relay FOR UPDATE")
+        assert relay.run_once() == 0
+        other.rollback()
+        assert relay.run_once() == 1
+    finally:
+        other.close()
 
 
 def test_idempotent_view_runs_once_under_concurrency_and_replays_bytes(scratch):

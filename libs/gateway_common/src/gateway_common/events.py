@@ -21,6 +21,9 @@ log = logging.getLogger(__name__)
 
 PRUNE_EVERY_SECONDS = 10.0
 PRUNE_BATCH = 5000
+# An idle relay looks this often for events held back by an open transaction, and warns past this age.
+STALL_CHECK_SECONDS = 30.0
+STALL_WARN_SECONDS = 60.0
 
 
 def make_event(event_type: str, merchant_id: str, data: dict) -> dict:
@@ -81,11 +84,17 @@ class Route:
 
 
 class Relay:
-    """Publishes committed outbox rows to Celery queues and Redis pub/sub.
+    """Publishes committed outbox rows to Celery queues and Redis pub/sub, in commit-safe order.
 
-    Rows are claimed with ``FOR UPDATE SKIP LOCKED`` and marked published in the same
-    transaction, so several relays can run; a crash before the commit re-publishes
-    the batch, which consumers absorb because they are idempotent by event id.
+    The relay keeps its place in ``<schema>.outbox_relay``: every row up to ``(xid, seq)`` is
+    published. It reads on in ``(xid, seq)`` order, but only rows whose transaction is older than
+    the oldest transaction still running (``pg_snapshot_xmin`` of the statement's snapshot): those
+    transactions have all ended, so no row can still appear before that point, and a slow commit
+    is never skipped. Publishing and moving the place commit together; a crash in between
+    publishes the batch again, which consumers absorb because they are idempotent by event id.
+    The place's row is locked (SKIP LOCKED) for the batch, so only one relay publishes an outbox at
+    a time, however many workers run. A transaction left open anywhere in the cluster holds the
+    relay back (an idle relay logs a warning); nothing is lost, it is only late.
     """
 
     def __init__(
@@ -100,28 +109,36 @@ class Relay:
     ) -> None:
         self.db = db
         self.table = sql.Identifier(schema, "outbox")
+        self.place = sql.Identifier(schema, "outbox_relay")
         self.routes = list(routes)
         self.celery_app = celery_app
         self.redis = redis_client
         self.prefix = pubsub_prefix
         self.batch_size = batch_size
         self._next_prune = 0.0
+        self._next_stall_check = 0.0
 
     def run_once(self) -> int:
-        """Publish one batch of unpublished events; return how many."""
+        """Publish one batch of committed events; return how many."""
         with self.db.transaction() as tx:
+            tx.cursor.execute(sql.SQL("SELECT xid::text AS xid, seq FROM {} FOR UPDATE SKIP LOCKED").format(self.place))
+            place = tx.cursor.fetchone()
+            if place is None:
+                return 0  # another relay is publishing this outbox
             # The payload as stored text: it goes to pub/sub and to Celery as it is, never
             # decoded here (routes match on the event_type column).
             tx.cursor.execute(
                 sql.SQL(
-                    "SELECT seq, event_type, merchant_id::text AS merchant_id, payload::text AS payload FROM {} "
-                    "WHERE published_at IS NULL ORDER BY seq LIMIT %s FOR UPDATE SKIP LOCKED"
+                    "SELECT xid::text AS xid, seq, event_type, merchant_id::text AS merchant_id, payload::text AS payload "
+                    "FROM {} WHERE (xid, seq) > (%s::xid8, %s) AND xid < pg_snapshot_xmin(pg_current_snapshot()) "
+                    "ORDER BY xid, seq LIMIT %s"
                 ).format(self.table),
-                (self.batch_size,),
+                (place["xid"], place["seq"], self.batch_size),
             )
             rows = tx.cursor.fetchall()
-            self._maybe_prune(tx)
+            self._maybe_prune(tx, place)
             if not rows:
+                self._maybe_warn_stalled(tx, place)
                 return 0
             for route in self.routes:
                 matching = [row["payload"] for row in rows if fnmatch.fnmatchcase(row["event_type"], route.pattern)]
@@ -132,13 +149,38 @@ class Relay:
             for row in rows:
                 pipe.publish(merchant_channel(self.prefix, row["merchant_id"]), row["payload"])
             pipe.execute()
+            last = rows[-1]
             tx.cursor.execute(
-                sql.SQL("UPDATE {} SET published_at = now() WHERE seq = ANY(%s)").format(self.table),
-                ([row["seq"] for row in rows],),
+                sql.SQL("UPDATE {} SET xid = %s::xid8, seq = %s, updated_at = now()").format(self.place),
+                (last["xid"], last["seq"]),
             )
             return len(rows)
 
-    def _maybe_prune(self, tx: Transaction) -> None:
+    def _waited(self, tx: Transaction, place: dict) -> float:
+        tx.cursor.execute(
+            sql.SQL(
+                "SELECT coalesce(extract(epoch FROM now() - min(created_at)), 0)::float8 AS waited "
+                "FROM {} WHERE (xid, seq) > (%s::xid8, %s)"
+            ).format(self.table),
+            (place["xid"], place["seq"]),
+        )
+        return float(tx.cursor.fetchone()["waited"])
+
+    def _maybe_warn_stalled(self, tx: Transaction, place: dict) -> None:
+        now = time.monotonic()
+        if now < self._next_stall_check:
+            return
+        self._next_stall_check = now + STALL_CHECK_SECONDS
+        waited = self._waited(tx, place)
+        if waited > STALL_WARN_SECONDS:
+            log.warning(
+                "outbox %s: events have waited %.0f s for a transaction that is still open "
+                "(pg_stat_activity shows it); they go out once it ends",
+                self.table.strings[0],
+                waited,
+            )
+
+    def _maybe_prune(self, tx: Transaction, place: dict) -> None:
         # Published rows are only history; keep a day of it. The oldest rows are looked at by
         # primary key (no scan of the whole outbox), a bounded batch now and then.
         now = time.monotonic()
@@ -148,7 +190,7 @@ class Relay:
         tx.cursor.execute(
             sql.SQL(
                 "DELETE FROM {table} WHERE seq IN (SELECT seq FROM {table} ORDER BY seq LIMIT %s) "
-                "AND published_at < now() - interval '1 day'"
+                "AND created_at < now() - interval '1 day' AND (xid, seq) <= (%s::xid8, %s)"
             ).format(table=self.table),
-            (PRUNE_BATCH,),
+            (PRUNE_BATCH, place["xid"], place["seq"]),
         )

@@ -102,7 +102,7 @@ def _rows(admin, ids: list[str]) -> dict[str, dict]:
 def _processed_events(admin, ids: list[str]) -> list[dict]:
     with admin.cursor() as cur:
         cur.execute(
-            "SELECT payload->'data'->'refund'->>'id' AS id, published_at FROM refunds.outbox "
+            "SELECT payload->'data'->'refund'->>'id' AS id, published_at FROM refunds.refund_events "
             "WHERE event_type = 'refund.processed' AND payload->'data'->'refund'->>'id' = ANY(%s)",
             (ids,),
         )

@@ -1,6 +1,7 @@
 """Pick up published events whose ``webhooks.handle_events`` task never arrived.
 
-The payments and refunds relays mark outbox rows published once the Celery task is queued;
+The payments and refunds relays move past outbox rows once the Celery task is queued (the views
+show such rows with a ``published_at``);
 if Redis loses the queue, nothing would create those deliveries. The producers publish
 read-only views of their outbox, and this step handles every event from them that is
 published, older than ``min_age`` (the task had its chance), younger than ``max_age``, and
