@@ -297,8 +297,8 @@ def claim_due(tx: Transaction, limit: int) -> list[dict]:
 def start_processing(tx: Transaction, ids: list[str], delays_ms: list[int], lease_seconds: int) -> None:
     """Hand pending payments to the bank: processing, due after each one's delay.
 
-    Their answer is sent ahead (see ``service.sweep_due``), so they come due again for the
-    sweeper only ``lease_seconds`` after that, in case the task is lost.
+    Their answer is scheduled when they start (see ``service.sweep_due``), so they come due
+    again for the sweeper only ``lease_seconds`` after that, in case the answer is lost.
     """
     tx.cursor.execute(
         "UPDATE payments.payments AS p SET status = 'processing', "

@@ -38,7 +38,7 @@ log = logging.getLogger(__name__)
 OUTBOX = Outbox("payments")
 SWEEP_BATCH = 500
 LEASE_SECONDS = 10
-# Answers due within the same 100 ms are sent as one task.
+# Payments whose answers are due within the same 100 ms are answered as one batch.
 DUE_STEP_MS = 100
 # A scheduled answer that hit an error (database down) is tried again this much later.
 ANSWER_RETRY_SECONDS = 1.0
