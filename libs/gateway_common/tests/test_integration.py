@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import base64
 import json
+import logging
+import re
 import threading
 
 import psycopg2
@@ -146,6 +148,31 @@ def test_relay_waits_for_a_slow_commit_and_never_skips_it(scratch, database_url,
         assert relay.run_once() == 1
     finally:
         slow.close()
+
+
+def test_relay_held_back_by_an_open_transaction_says_so(scratch, database_url, redis_url, caplog):
+    settings = Settings(service="scratch", redis_url=redis_url)
+    relay = Relay(scratch, "scratch", [], make_celery(settings, "scratch"), redis.Redis.from_url(redis_url), "unit")
+    _drain(relay)
+    open_tx = psycopg2.connect(database_url)  # someone's transaction, left open after a write
+    try:
+        with open_tx.cursor() as cur:
+            cur.execute("INSERT INTO scratch.things (name) VALUES ('left open')")
+        with scratch.transaction() as tx:
+            tx.cursor.execute(
+                "INSERT INTO scratch.outbox (event_id, event_type, merchant_id, payload, created_at) "
+                "VALUES ('evt_waiting', 'payment.created', '550e8400-e29b-41d4-a716-446655440000', '{}', "
+                "now() - interval '2 minutes')"
+            )
+        relay = Relay(scratch, "scratch", [], make_celery(settings, "scratch"), redis.Redis.from_url(redis_url), "unit")
+        with caplog.at_level(logging.WARNING, logger="gateway_common.events"):
+            assert relay.run_once() == 0  # an idle relay's first step looks for held-back events
+        waited = re.search(r"events have waited (\d+) s for a transaction that is still open", caplog.text)
+        assert waited and 119 <= int(waited.group(1)) <= 130
+        open_tx.rollback()
+        assert relay.run_once() == 1  # late, not lost
+    finally:
+        open_tx.close()
 
 
 def test_only_one_relay_publishes_an_outbox_at_a_time(scratch, database_url, redis_url):
