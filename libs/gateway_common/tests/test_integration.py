@@ -193,6 +193,22 @@ def test_only_one_relay_publishes_an_outbox_at_a_time(scratch, database_url, red
         other.close()
 
 
+def test_a_relay_without_its_place_says_so(scratch, redis_url, caplog):
+    settings = Settings(service="scratch", redis_url=redis_url)
+    relay = Relay(scratch, "scratch", [], make_celery(settings, "scratch"), redis.Redis.from_url(redis_url), "unit")
+    _drain(relay)
+    with scratch.transaction() as tx:
+        tx.cursor.execute("DELETE FROM scratch.outbox_relay RETURNING xid::text AS xid, seq")
+        place = tx.cursor.fetchone()
+    try:
+        with caplog.at_level(logging.ERROR, logger="gateway_common.events"):
+            assert relay.run_once() == 0
+        assert "scratch.outbox_relay) has no row" in caplog.text
+    finally:
+        with scratch.transaction() as tx:
+            tx.cursor.execute("INSERT INTO scratch.outbox_relay (xid, seq) VALUES (%s::xid8, %s)", (place["xid"], place["seq"]))
+
+
 def test_idempotent_view_runs_once_under_concurrency_and_replays_bytes(scratch):
     settings = Settings(service="scratch")
     app, _ = create_base_app(settings, title="scratch")

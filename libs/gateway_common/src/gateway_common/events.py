@@ -124,6 +124,7 @@ class Relay:
             tx.cursor.execute(sql.SQL("SELECT xid::text AS xid, seq FROM {} FOR UPDATE SKIP LOCKED").format(self.place))
             place = tx.cursor.fetchone()
             if place is None:
+                self._check_place(tx)
                 return 0  # another relay is publishing this outbox
             # The payload as stored text: it goes to pub/sub and to Celery as it is, never
             # decoded here (routes match on the event_type column).
@@ -155,6 +156,14 @@ class Relay:
                 (last["xid"], last["seq"]),
             )
             return len(rows)
+
+    def _check_place(self, tx: Transaction) -> None:
+        # Its row is locked by another relay, or it is missing: then nothing is ever published,
+        # and that must not pass in silence.
+        tx.cursor.execute(sql.SQL("SELECT count(*) AS n FROM {}").format(self.place))
+        if tx.cursor.fetchone()["n"] == 0:
+            log.error("outbox %s: its relay place (%s.outbox_relay) has no row; nothing is published "
+                      "until it is restored", self.table.strings[0], self.table.strings[0])
 
     def _waited(self, tx: Transaction, place: dict) -> float:
         tx.cursor.execute(
