@@ -175,6 +175,27 @@ def test_relay_held_back_by_an_open_transaction_says_so(scratch, database_url, r
         open_tx.close()
 
 
+def test_relay_reads_in_numeric_xid_order_when_xids_gain_a_digit(scratch, redis_url):
+    settings = Settings(service="scratch", redis_url=redis_url)
+    relay = Relay(scratch, "scratch", [], make_celery(settings, "scratch"), redis.Redis.from_url(redis_url), "unit", batch_size=1)
+    _drain(relay)
+    with scratch.transaction() as tx:  # rows of transactions 9 and 10: "10" < "9" as text
+        tx.cursor.execute("UPDATE scratch.outbox_relay SET xid = '8', seq = 0")
+        tx.cursor.execute(
+            "INSERT INTO scratch.outbox (event_id, event_type, merchant_id, payload, xid) VALUES "
+            "('evt_xid10', 'payment.created', '550e8400-e29b-41d4-a716-446655440000', '{}', '10'), "
+            "('evt_xid9', 'payment.created', '550e8400-e29b-41d4-a716-446655440000', '{}', '9')"
+        )
+    places = []
+    for _ in range(2):
+        assert relay.run_once() == 1
+        with scratch.transaction() as tx:
+            tx.cursor.execute("SELECT xid::text AS xid FROM scratch.outbox_relay")
+            places.append(tx.cursor.fetchone()["xid"])
+    assert places == ["9", "10"]  # 9 first: moving to 10 first would have skipped it for good
+    _drain(relay)
+
+
 def test_only_one_relay_publishes_an_outbox_at_a_time(scratch, database_url, redis_url):
     settings = Settings(service="scratch", redis_url=redis_url)
     client = redis.Redis.from_url(redis_url)

@@ -127,12 +127,16 @@ class Relay:
                 self._check_place(tx)
                 return 0  # another relay is publishing this outbox
             # The payload as stored text: it goes to pub/sub and to Celery as it is, never
-            # decoded here (routes match on the event_type column).
+            # decoded here (routes match on the event_type column). ORDER BY names the table's
+            # columns: a bare "xid" would be the text output column, whose order is not the
+            # numeric one (it would skip rows when xids gain a digit) and which no index serves
+            # (every batch sorted all unpublished rows).
             tx.cursor.execute(
                 sql.SQL(
-                    "SELECT xid::text AS xid, seq, event_type, merchant_id::text AS merchant_id, payload::text AS payload "
-                    "FROM {} WHERE (xid, seq) > (%s::xid8, %s) AND xid < pg_snapshot_xmin(pg_current_snapshot()) "
-                    "ORDER BY xid, seq LIMIT %s"
+                    "SELECT o.xid::text AS xid, o.seq, o.event_type, o.merchant_id::text AS merchant_id, "
+                    "o.payload::text AS payload FROM {} AS o "
+                    "WHERE (o.xid, o.seq) > (%s::xid8, %s) AND o.xid < pg_snapshot_xmin(pg_current_snapshot()) "
+                    "ORDER BY o.xid, o.seq LIMIT %s"
                 ).format(self.table),
                 (place["xid"], place["seq"], self.batch_size),
             )
