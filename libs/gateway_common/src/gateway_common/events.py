@@ -170,14 +170,18 @@ class Relay:
                       "until it is restored", self.table.strings[0], self.table.strings[0])
 
     def _waited(self, tx: Transaction, place: dict) -> float:
+        # The age of the next row in the relay's order, read from the index: min(created_at) over
+        # every row after the place was planned as a scan of the whole outbox (the estimate of a
+        # row comparison is a third of the table), 73 ms at 500k rows, every 30 s.
         tx.cursor.execute(
             sql.SQL(
-                "SELECT coalesce(extract(epoch FROM now() - min(created_at)), 0)::float8 AS waited "
-                "FROM {} WHERE (xid, seq) > (%s::xid8, %s)"
+                "SELECT extract(epoch FROM now() - o.created_at)::float8 AS waited FROM {} AS o "
+                "WHERE (o.xid, o.seq) > (%s::xid8, %s) ORDER BY o.xid, o.seq LIMIT 1"
             ).format(self.table),
             (place["xid"], place["seq"]),
         )
-        return float(tx.cursor.fetchone()["waited"])
+        row = tx.cursor.fetchone()
+        return float(row["waited"]) if row else 0.0
 
     def _maybe_warn_stalled(self, tx: Transaction, place: dict) -> None:
         now = time.monotonic()
