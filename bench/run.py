@@ -33,7 +33,7 @@ import requests
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from gateway_common.testing import drop_database, url_for_database  # noqa: E402
+from gateway_common.testing import drop_database, drop_redis_keys, url_for_database  # noqa: E402
 
 from tools import stack as stack_tool  # noqa: E402
 
@@ -443,6 +443,7 @@ def main() -> int:
     finally:
         stack_tool.stop(proc.pid)
         drop_database(admin_url, db_name)
+        drop_redis_keys(env["REDIS_URL"], env["PUBSUB_PREFIX"])
 
     write_results(Path(args.results), rows, secs)
     return 0

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 import requests
-from gateway_common.testing import Backing, drop_database, url_for_database
+from gateway_common.testing import Backing, drop_database, drop_redis_keys, url_for_database
 
 from tools import stack as stack_tool
 
@@ -106,6 +106,7 @@ def stack(gateway_backing: Backing, tmp_path_factory: pytest.TempPathFactory) ->
     finally:
         stack_tool.stop(proc.pid)
         drop_database(gateway_backing.admin_url, db_name)
+        drop_redis_keys(redis_url, overrides["PUBSUB_PREFIX"])
 
 
 @pytest.fixture(scope="session")

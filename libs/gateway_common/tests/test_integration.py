@@ -18,6 +18,7 @@ from gateway_common.errors import BadRequestError, ServiceUnavailableError
 from gateway_common.events import Outbox, Relay, Route, events_from_task
 from gateway_common.http import create_base_app
 from gateway_common.idempotency import idempotent
+from gateway_common.testing import drop_redis_keys
 from gateway_common.workers import make_celery
 
 
@@ -295,3 +296,18 @@ def test_nul_characters_in_input_are_a_400_not_a_500(scratch):
     response = app.test_client().get("/things?name=a%00b")
     assert response.status_code == 400
     assert response.json["error"]["code"] == "BAD_REQUEST_ERROR"
+
+
+def test_drop_redis_keys_deletes_only_the_runs_prefix(redis_url):
+    client = redis.Redis.from_url(redis_url)
+    client.set("droprun1:celery:_kombu.binding.payments", "x")
+    client.rpush("droprun1:celery:payments", "task")
+    client.set("droprun10:celery:payments", "another run whose prefix starts the same")
+    client.set("droprun1", "no separator: not under the prefix")
+    try:
+        assert drop_redis_keys(redis_url, "droprun1") == 2
+        assert sorted(client.scan_iter(match="droprun*")) == [b"droprun1", b"droprun10:celery:payments"]
+        assert drop_redis_keys(redis_url, "droprun1") == 0
+    finally:
+        client.delete("droprun10:celery:payments", "droprun1")
+        client.close()

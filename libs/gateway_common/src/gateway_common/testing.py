@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,6 +17,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import psycopg2
 import pytest
+import redis
 
 from gateway_common.config import with_user
 from gateway_common.migrations import migrate
@@ -66,6 +68,22 @@ def drop_database(admin_url: str, name: str) -> None:
     with conn.cursor() as cur:
         cur.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
     conn.close()
+
+
+def drop_redis_keys(redis_url: str, prefix: str) -> int:
+    """Delete a finished run's keys (``<prefix>:...``: kombu bindings, queues) from Redis; how many.
+
+    Best effort: a Redis that is unreachable by then is reported as a warning, not a failed run.
+    """
+    client = redis.Redis.from_url(redis_url, socket_timeout=5, socket_connect_timeout=5)
+    try:
+        keys = list(client.scan_iter(match=f"{prefix}:*", count=1000))
+        return client.delete(*keys) if keys else 0
+    except redis.RedisError as exc:
+        warnings.warn(f"could not delete the Redis keys under {prefix}: {exc}", stacklevel=2)
+        return 0
+    finally:
+        client.close()
 
 
 def _docker_available() -> bool:
@@ -157,6 +175,7 @@ def service_env(database_url: str, redis_url: str, gateway_backing: Backing) -> 
     try:
         yield env
     finally:
+        drop_redis_keys(redis_url, env["PUBSUB_PREFIX"])
         for key, value in saved.items():
             if value is None:
                 os.environ.pop(key, None)
