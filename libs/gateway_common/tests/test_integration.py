@@ -23,6 +23,14 @@ from gateway_common.workers import make_celery
 
 
 @pytest.fixture(scope="module")
+def scratch_settings(redis_url, gateway_backing):
+    """Settings of the scratch service, under a Redis prefix of this run that is deleted afterwards."""
+    prefix = f"gwscratch{gateway_backing.run_id}"
+    yield Settings(service="scratch", redis_url=redis_url, pubsub_prefix=prefix)
+    drop_redis_keys(redis_url, prefix)
+
+
+@pytest.fixture(scope="module")
 def scratch(database_url):
     """A scratch schema with an outbox, idempotency keys and a counter table."""
     conn = psycopg2.connect(database_url)
@@ -73,8 +81,8 @@ def test_unreachable_database_is_service_unavailable():
         db.ping()
 
 
-def test_relay_publishes_committed_events_once_to_celery_and_pubsub(scratch, redis_url):
-    settings = Settings(service="scratch", redis_url=redis_url)
+def test_relay_publishes_committed_events_once_to_celery_and_pubsub(scratch, redis_url, scratch_settings):
+    settings = scratch_settings
     celery_app = make_celery(settings, "scratch")
     client = redis.Redis.from_url(redis_url)
     client.delete(f"{settings.pubsub_prefix}:celery:scratch-queue")
@@ -114,8 +122,8 @@ def _drain(relay) -> None:
         pass
 
 
-def test_relay_waits_for_a_slow_commit_and_never_skips_it(scratch, database_url, redis_url):
-    settings = Settings(service="scratch", redis_url=redis_url)
+def test_relay_waits_for_a_slow_commit_and_never_skips_it(scratch, database_url, redis_url, scratch_settings):
+    settings = scratch_settings
     client = redis.Redis.from_url(redis_url)
     relay = Relay(scratch, "scratch", [Route("payment.*", "scratch.handle", "scratch-queue")], make_celery(settings, "scratch"), client, "unit")
     _drain(relay)
@@ -151,8 +159,8 @@ def test_relay_waits_for_a_slow_commit_and_never_skips_it(scratch, database_url,
         slow.close()
 
 
-def test_relay_held_back_by_an_open_transaction_says_so(scratch, database_url, redis_url, caplog):
-    settings = Settings(service="scratch", redis_url=redis_url)
+def test_relay_held_back_by_an_open_transaction_says_so(scratch, database_url, redis_url, caplog, scratch_settings):
+    settings = scratch_settings
     relay = Relay(scratch, "scratch", [], make_celery(settings, "scratch"), redis.Redis.from_url(redis_url), "unit")
     _drain(relay)
     open_tx = psycopg2.connect(database_url)  # someone's transaction, left open after a write
@@ -176,8 +184,8 @@ def test_relay_held_back_by_an_open_transaction_says_so(scratch, database_url, r
         open_tx.close()
 
 
-def test_relay_reads_in_numeric_xid_order_when_xids_gain_a_digit(scratch, redis_url):
-    settings = Settings(service="scratch", redis_url=redis_url)
+def test_relay_reads_in_numeric_xid_order_when_xids_gain_a_digit(scratch, redis_url, scratch_settings):
+    settings = scratch_settings
     relay = Relay(scratch, "scratch", [], make_celery(settings, "scratch"), redis.Redis.from_url(redis_url), "unit", batch_size=1)
     _drain(relay)
     with scratch.transaction() as tx:  # rows of transactions 9 and 10: "10" < "9" as text
@@ -197,8 +205,8 @@ def test_relay_reads_in_numeric_xid_order_when_xids_gain_a_digit(scratch, redis_
     _drain(relay)
 
 
-def test_only_one_relay_publishes_an_outbox_at_a_time(scratch, database_url, redis_url):
-    settings = Settings(service="scratch", redis_url=redis_url)
+def test_only_one_relay_publishes_an_outbox_at_a_time(scratch, database_url, redis_url, scratch_settings):
+    settings = scratch_settings
     client = redis.Redis.from_url(redis_url)
     relay = Relay(scratch, "scratch", [], make_celery(settings, "scratch"), client, "unit")
     _drain(relay)
@@ -215,8 +223,8 @@ def test_only_one_relay_publishes_an_outbox_at_a_time(scratch, database_url, red
         other.close()
 
 
-def test_a_relay_without_its_place_says_so(scratch, redis_url, caplog):
-    settings = Settings(service="scratch", redis_url=redis_url)
+def test_a_relay_without_its_place_says_so(scratch, redis_url, caplog, scratch_settings):
+    settings = scratch_settings
     relay = Relay(scratch, "scratch", [], make_celery(settings, "scratch"), redis.Redis.from_url(redis_url), "unit")
     _drain(relay)
     with scratch.transaction() as tx:
