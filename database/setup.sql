@@ -13,6 +13,9 @@ BEGIN
     FOREACH svc IN ARRAY ARRAY['auth', 'payments', 'refunds', 'webhooks'] LOOP
         IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'svc_' || svc) THEN
             EXECUTE format('CREATE ROLE %I LOGIN PASSWORD %L', 'svc_' || svc, pw);
+        ELSIF NOT (SELECT rolcanlogin FROM pg_roles WHERE rolname = 'svc_' || svc) THEN
+            -- A role of that name made by someone else (CREATE ROLE defaults to NOLOGIN).
+            EXECUTE format('ALTER ROLE %I LOGIN', 'svc_' || svc);
         END IF;
         EXECUTE format('GRANT CONNECT, TEMPORARY ON DATABASE %I TO %I', current_database(), 'svc_' || svc);
         EXECUTE format('CREATE SCHEMA IF NOT EXISTS %I AUTHORIZATION %I', svc, 'svc_' || svc);

@@ -18,7 +18,7 @@ from gateway_common.errors import BadRequestError, ServiceUnavailableError
 from gateway_common.events import Outbox, Relay, Route, events_from_task
 from gateway_common.http import create_base_app
 from gateway_common.idempotency import idempotent
-from gateway_common.testing import drop_redis_keys
+from gateway_common.testing import drop_redis_keys, find_repo_root
 from gateway_common.workers import make_celery
 
 
@@ -319,3 +319,29 @@ def test_drop_redis_keys_deletes_only_the_runs_prefix(redis_url):
     finally:
         client.delete("droprun10:celery:payments", "droprun1")
         client.close()
+
+
+def test_setup_sql_lets_a_service_role_made_elsewhere_log_in(database_url):
+    """A role of a service's name that exists but cannot log in (CREATE ROLE's default) gets LOGIN.
+
+    Roles belong to the cluster, so this runs in one transaction that is rolled back: ALTER ROLE is
+    transactional, and no other session ever sees svc_webhooks without LOGIN.
+    """
+    setup = (find_repo_root() / "database" / "setup.sql").read_text()
+    conn = psycopg2.connect(database_url)
+    try:
+        with conn.cursor() as cur:
+            cur.execute("ALTER ROLE svc_webhooks NOLOGIN")
+            cur.execute("SELECT rolcanlogin FROM pg_roles WHERE rolname = 'svc_webhooks'")
+            assert cur.fetchone() == (False,)
+            cur.execute(setup)
+            cur.execute("SELECT rolname, rolcanlogin FROM pg_roles WHERE rolname LIKE 'svc\\_%' ORDER BY rolname")
+            assert cur.fetchall() == [
+                ("svc_auth", True),
+                ("svc_payments", True),
+                ("svc_refunds", True),
+                ("svc_webhooks", True),
+            ]
+    finally:
+        conn.rollback()
+        conn.close()
