@@ -3,7 +3,8 @@
 Starts its own system (throwaway database, free ports, TEST_MODE with a 1 s bank), then measures:
   ceilings    nginx serving a static 200 (wrk), PostgreSQL single-row INSERT+COMMIT (pgbench, c=16)
   auth edge   an authenticated GET through nginx vs the same request straight to the service (c=16)
-  payments    POST /payments and GET /payments/{id} through the gateway at c=1/16/64
+  payments    POST /payments and GET /payments/{id} through the gateway at c=1/16/64, and where
+              the CPU of the POST runs at c=64 went (microseconds per request, by process)
   burst       1,000 payments: time from the last request until all are final
   webhooks    time from a payment's final status to its webhook's arrival (p50/p95), deliveries/s
   refunds     create-refund throughput (c=16); a burst of 500 refunds until all processed
@@ -18,6 +19,7 @@ import json
 import os
 import platform
 import re
+import resource
 import secrets
 import shutil
 import subprocess
@@ -76,11 +78,12 @@ def _ms(value: str) -> float:
 def parse_wrk(out: str) -> dict:
     """Extract the figures from wrk's output."""
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+    requests_done = int(re.search(r"(\d+) requests in", out).group(1))
     p50 = _ms(re.search(r"\s50%\s+(\S+)", out).group(1))
     p99 = _ms(re.search(r"\s99%\s+(\S+)", out).group(1))
     non2xx = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
     errors = re.search(r"Socket errors: (.*)", out)
-    return {"rps": rps, "p50": p50, "p99": p99, "non2xx": int(non2xx.group(1)) if non2xx else 0,
+    return {"rps": rps, "requests": requests_done, "p50": p50, "p99": p99, "non2xx": int(non2xx.group(1)) if non2xx else 0,
             "socket_errors": errors.group(1) if errors else ""}
 
 
@@ -99,6 +102,54 @@ def pgbench_insert(admin_url: str, db: str, clients: int, seconds: int) -> float
                          capture_output=True, text=True, check=True).stdout
     os.unlink(script.name)
     return float(re.search(r"tps = ([\d.]+)", out).group(1))
+
+
+# ---------------------------------------------------------------- where the CPU goes
+
+# Which part of the machine a process is, by its command line (first match wins).
+CPU_PARTS = [
+    ("payments API", "payments:create_app"),
+    ("PostgreSQL", "postgres"),
+    ("payments worker", "payments.worker"),
+    ("webhooks worker", "webhooks.worker"),
+    ("refunds worker", "refunds.worker"),
+    ("auth API", "auth:create_app"),
+    ("nginx", "nginx"),
+    ("Redis", "redis-server"),
+]
+
+
+def cpu_seconds_by_part() -> dict[str, float]:
+    """CPU seconds (user + system) each part of the machine has used so far, from /proc.
+
+    The load generator (wrk), a child of this process, is counted from its rusage; processes that
+    have exited since (and every other process) are "other".
+    """
+    tick = os.sysconf("SC_CLK_TCK")
+    used: dict[str, float] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            cmdline = Path(f"/proc/{entry}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            fields = Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        part = next((name for name, marker in CPU_PARTS if marker in cmdline), "other")
+        used[part] = used.get(part, 0.0) + (int(fields[11]) + int(fields[12])) / tick
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    used["load generator (wrk)"] = children.ru_utime + children.ru_stime
+    return used
+
+
+def cpu_per_request(before: dict[str, float], after: dict[str, float], requests_done: int, seconds: float) -> str:
+    """Microseconds of CPU per request by part, largest first, and the total against the machine's."""
+    spent = {part: after.get(part, 0.0) - before.get(part, 0.0) for part in after}
+    parts = sorted(((part, used) for part, used in spent.items() if used > 0), key=lambda item: -item[1])
+    total = sum(used for _, used in parts)
+    shown = ", ".join(f"{part} {used * 1e6 / requests_done:.0f}" for part, used in parts if used * 1e6 / requests_done >= 5)
+    return (f"{shown}; total {total * 1e6 / requests_done:.0f} us/request, "
+            f"{total:.1f} CPU-s of {(os.cpu_count() or 1) * seconds:.1f} available")
 
 
 # ---------------------------------------------------------------- helpers on the running system
@@ -335,12 +386,16 @@ def main() -> int:
         # Payments through the gateway.
         body = json.dumps({"amount": 50000, "currency": "INR", "method": "upi", "vpa": "success@upi", "order_id": "bench_ref"})
         for c in (1, 16, 64):
+            cpu_before, started = cpu_seconds_by_part(), time.monotonic()
             runs = [wrk(f"{api}/payments", c, secs, method="POST", body=body, headers={**AUTH, "Content-Type": "application/json"})
                     for _ in range(args.repeat if c == 64 else 1)]
+            cpu_after, elapsed = cpu_seconds_by_part(), time.monotonic() - started
             r = median_run(runs)
             add(f"POST /payments via gateway, c={c}" + runs_label(runs), f"{r['rps']:.0f} req/s, p50 {r['p50']:.2f} ms, p99 {r['p99']:.2f} ms"
                 + (f", non-2xx {r['non2xx']}" if r["non2xx"] else "") + runs_range(runs),
                 f"{r['rps'] / pg_tps:.3f} of pgbench" + (" (goal >= 0.06, p99 <= 100 ms)" if c == 64 else ""))
+        add("CPU per POST at c=64 in us, by process (all runs)",
+            cpu_per_request(cpu_before, cpu_after, sum(run["requests"] for run in runs), elapsed))
         drained = drain_payments(db_url)
         add("bank backlog after the POST runs processed in", f"{drained:.1f} s")
         for c in (1, 16, 64):

@@ -1,0 +1,52 @@
+"""The benchmark's own arithmetic: reading wrk's report and dividing CPU time among requests."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+from bench.run import cpu_per_request, cpu_seconds_by_part, parse_wrk
+
+# wrk 4.1.0's report of a 1 s run against python -m http.server (copied from a real run).
+WRK_OUTPUT = """Running 1s test @ http://127.0.0.1:18555/
+  1 threads and 2 connections
+  Thread Stats   Avg      Stdev     Max   +/- Stdev
+    Latency     1.35ms  557.86us   5.30ms   74.72%
+    Req/Sec     1.42k   156.90     1.64k    70.00%
+  Latency Distribution
+     50%    1.29ms
+     75%    1.64ms
+     90%    1.97ms
+     99%    3.17ms
+  1417 requests in 1.00s, 1.43MB read
+  Non-2xx or 3xx responses: 3
+Requests/sec:   1415.15
+Transfer/sec:      1.43MB
+"""
+
+
+def test_parse_wrk_reads_throughput_count_percentiles_and_failures():
+    assert parse_wrk(WRK_OUTPUT) == {
+        "rps": 1415.15,
+        "requests": 1417,
+        "p50": 1.29,
+        "p99": 3.17,
+        "non2xx": 3,
+        "socket_errors": "",
+    }
+
+
+def test_cpu_per_request_divides_each_parts_time_and_drops_the_negligible():
+    before = {"payments API": 10.0, "PostgreSQL": 5.0, "nginx": 1.0, "Redis": 2.0}
+    after = {"payments API": 15.0, "PostgreSQL": 9.0, "nginx": 1.5, "Redis": 2.01}
+    line = cpu_per_request(before, after, 10_000, 10.0)
+    # 5 s / 10,000 requests = 500 us; Redis's 1 us per request is left out of the list, not the total.
+    assert line.startswith("payments API 500, PostgreSQL 400, nginx 50; total 951 us/request, 9.5 CPU-s of ")
+
+
+def test_cpu_seconds_by_part_counts_a_finished_child_as_the_load_generator():
+    before = cpu_seconds_by_part()
+    subprocess.run([sys.executable, "-c", "sum(i * i for i in range(3_000_000))"], check=True)
+    after = cpu_seconds_by_part()
+    spent = after["load generator (wrk)"] - before["load generator (wrk)"]
+    assert spent > 0.05  # the child's own CPU time, measured by the kernel
