@@ -357,8 +357,10 @@ def main() -> int:
         rows.append((name, value, ratio))
         print(f"  {name:<58} {value:<34} {ratio}", flush=True)
 
-    proc = stack_tool.start_background(env)
+    proc = None
     try:
+        # Inside the try: a start that fails half-way (say, in a migration) still drops its database.
+        proc = stack_tool.start_background(env)
         stack_tool.wait_healthy(env, proc, timeout=180)
         print(f"system up (run dir {run_dir})", flush=True)
 
@@ -496,7 +498,8 @@ def main() -> int:
                 add(f"refund burst: {args.refund_burst}", "NOT all processed within 120 s")
         conn.close()
     finally:
-        stack_tool.stop(proc.pid)
+        if proc is not None:
+            stack_tool.stop(proc.pid)
         drop_database(admin_url, db_name)
         drop_redis_keys(env["REDIS_URL"], env["PUBSUB_PREFIX"])
 
