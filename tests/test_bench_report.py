@@ -7,7 +7,8 @@ import sys
 
 from bench.run import cpu_per_request, cpu_seconds_by_part, parse_wrk
 
-# wrk 4.1.0's report of a 1 s run against python -m http.server (copied from a real run).
+# wrk 4.1.0's report of a 1 s run against python -m http.server, copied from a real run, with a
+# "Non-2xx or 3xx responses" line added (wrk prints it only when some responses were not 2xx/3xx).
 WRK_OUTPUT = """Running 1s test @ http://127.0.0.1:18555/
   1 threads and 2 connections
   Thread Stats   Avg      Stdev     Max   +/- Stdev
