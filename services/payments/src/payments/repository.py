@@ -130,12 +130,17 @@ class Prepared:
     only: PREPARE is not undone by a rollback, and an error inside a transaction would abort it.
     """
 
-    def __init__(self, name: str, query: str, arg_types: tuple[str, ...] = ()) -> None:
+    def __init__(
+        self, name: str, query: str, arg_types: tuple[str, ...] = (), *, cast_args: tuple[str, ...] = ()
+    ) -> None:
         count = query.count("%s")
         types = f" ({', '.join(arg_types)})" if arg_types else ""
         self.name = name
         self.prepare = f"PREPARE {name}{types} AS {query % tuple(f'${i}' for i in range(1, count + 1))}"
-        self.execute = f"EXECUTE {name} ({', '.join(['%s'] * count)})"
+        # EXECUTE coerces its arguments like an assignment, which turns no text[] into uuid[] or
+        # smallint[] (psycopg2 sends a list as ARRAY[...]): such arguments are cast explicitly.
+        args = [f"%s::{t}" for t in cast_args] if cast_args else ["%s"] * count
+        self.execute = f"EXECUTE {name} ({', '.join(args)})"
         self.prepared_at: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
     def sql(self, cursor: psycopg2.extensions.cursor, replan_seconds: float | None = None) -> str:
@@ -150,6 +155,28 @@ class Prepared:
                 cursor.execute(self.prepare)
             self.prepared_at[conn] = now
         return self.execute
+
+
+def _payment_values(payment: Payment, instrument: Instrument) -> tuple:
+    """The stored columns of a new payment, in ``_PAYMENT_COLUMN_TYPES`` order (no order_ref)."""
+    return (
+        payment.id,
+        payment.merchant_id,
+        payment.order_id,
+        payment.amount,
+        payment.currency,
+        payment.method,
+        instrument.vpa,
+        instrument.card_network,
+        instrument.card_last4,
+        instrument.card_expiry_month,
+        instrument.card_expiry_year,
+        instrument.card_holder_name,
+        instrument.bank_outcome,
+        instrument.bank_error_code,
+        payment.created_at,
+        payment.updated_at,
+    )
 
 
 _INSERT_PAYMENT = Prepared("payments_insert_payment", _INSERT_PAYMENT_SQL)
@@ -173,25 +200,8 @@ def insert_payment(
     """
     prepare = tx.cursor.connection.autocommit
     statements = [_INSERT_PAYMENT.sql(tx.cursor) if prepare else _INSERT_PAYMENT_SQL]
-    params: list = [
-        payment.id,
-        payment.merchant_id,
-        payment.order_id,
-        order_ref,
-        payment.amount,
-        payment.currency,
-        payment.method,
-        instrument.vpa,
-        instrument.card_network,
-        instrument.card_last4,
-        instrument.card_expiry_month,
-        instrument.card_expiry_year,
-        instrument.card_holder_name,
-        instrument.bank_outcome,
-        instrument.bank_error_code,
-        payment.created_at,
-        payment.updated_at,
-    ]
+    values = _payment_values(payment, instrument)
+    params: list = [*values[:3], order_ref, *values[3:]]
     if mark_order_attempted and order_ref:
         statements.append(_MARK_ORDER_ATTEMPTED.sql(tx.cursor) if prepare else _MARK_ORDER_ATTEMPTED_SQL)
         params.append(order_ref)
@@ -203,6 +213,63 @@ def insert_payment(
         for e in events:
             params.extend([e["id"], e["event"], e["merchant_id"], json.dumps(e)])
     tx.cursor.execute("; ".join(statements), params)
+
+
+# Many payments (and their events) in one statement: one array per column, unnested in order.
+_PAYMENT_COLUMN_TYPES = (
+    ("id", "text"),
+    ("merchant_id", "uuid"),
+    ("order_id", "text"),
+    ("amount", "bigint"),
+    ("currency", "text"),
+    ("method", "text"),
+    ("vpa", "text"),
+    ("card_network", "text"),
+    ("card_last4", "text"),
+    ("card_expiry_month", "smallint"),
+    ("card_expiry_year", "smallint"),
+    ("card_holder_name", "text"),
+    ("bank_outcome", "text"),
+    ("bank_error_code", "text"),
+    ("created_at", "timestamptz"),
+    ("updated_at", "timestamptz"),
+)
+_PAYMENT_ARRAY_TYPES = tuple(f"{t}[]" for _, t in _PAYMENT_COLUMN_TYPES)
+_EVENT_ARRAY_TYPES = ("text[]", "text[]", "uuid[]", "jsonb[]")
+_INSERT_PAYMENTS_SQL = (
+    f"INSERT INTO payments.payments ({', '.join(c for c, _ in _PAYMENT_COLUMN_TYPES)}, next_run_at) "  # noqa: S608
+    f"SELECT *, now() FROM unnest({', '.join(f'%s::{t}' for t in _PAYMENT_ARRAY_TYPES)})"
+)
+_INSERT_EVENTS_ARRAYS_SQL = (
+    "INSERT INTO payments.outbox (event_id, event_type, merchant_id, payload) "  # noqa: S608
+    f"SELECT * FROM unnest({', '.join(f'%s::{t}' for t in _EVENT_ARRAY_TYPES)})"
+)
+_INSERT_PAYMENTS = Prepared("payments_insert_payments", _INSERT_PAYMENTS_SQL, cast_args=_PAYMENT_ARRAY_TYPES)
+_INSERT_EVENTS_ARRAYS = Prepared(
+    "payments_insert_events_arrays", _INSERT_EVENTS_ARRAYS_SQL, cast_args=_EVENT_ARRAY_TYPES
+)
+
+
+def insert_payments(tx: Transaction, rows: list[tuple[Payment, Instrument, list[dict]]]) -> None:
+    """Insert pending payments without an order, and their events, in one round trip.
+
+    What ``insert_payment`` does for one payment, for many: one query string of two statements,
+    atomic even in autocommit, so all of them commit together or none does.
+    """
+    columns: list[list] = [[] for _ in _PAYMENT_COLUMN_TYPES]
+    event_columns: list[list] = [[], [], [], []]
+    for payment, instrument, events in rows:
+        for column, value in zip(columns, _payment_values(payment, instrument), strict=True):
+            column.append(value)
+        for e in events:
+            event_columns[0].append(e["id"])
+            event_columns[1].append(e["event"])
+            event_columns[2].append(e["merchant_id"])
+            event_columns[3].append(json.dumps(e))
+    prepare = tx.cursor.connection.autocommit
+    payments_sql = _INSERT_PAYMENTS.sql(tx.cursor) if prepare else _INSERT_PAYMENTS_SQL
+    events_sql = _INSERT_EVENTS_ARRAYS.sql(tx.cursor) if prepare else _INSERT_EVENTS_ARRAYS_SQL
+    tx.cursor.execute(f"{payments_sql}; {events_sql}", [*columns, *event_columns])
 
 
 def get_payment(tx: Transaction, merchant_id: str, payment_id: str, *, for_update: bool = False) -> Payment | None:
