@@ -5,6 +5,7 @@ No Docker engine runs here, so these checks read the files the way compose would
 
 from __future__ import annotations
 
+import ast
 import re
 import shutil
 import subprocess
@@ -112,3 +113,20 @@ def test_checkout_image_fills_every_placeholder_of_its_server_block():
     block = (ROOT / "services" / "checkout-cdn" / "nginx-server.conf.template").read_text()
     provided = dockerfile_env(ROOT / "services" / "checkout-cdn" / "Dockerfile") | set(COMPOSE["services"]["checkout-cdn"]["environment"])
     assert set(PLACEHOLDER.findall(block)) - provided == set()
+
+
+
+@pytest.mark.parametrize("conf", [*sorted(ROOT.glob("*/*/gunicorn.conf.py")), ROOT / "dashboard" / "gunicorn.conf.py"],
+                         ids=lambda p: p.parent.name)
+def test_no_gunicorn_binds_the_shared_control_socket(conf):
+    # gunicorn 27 binds $HOME/.gunicorn/gunicorn.ctl by default: every master here (five per stack,
+    # and the tests run several stacks) would take it from the one before and remove it on exit.
+    # Read, not run: the payments file sets DB_POOL_MAX in the environment when it runs.
+    settings = {
+        target.id: node.value.value
+        for node in ast.parse(conf.read_text()).body
+        if isinstance(node, ast.Assign) and isinstance(node.value, ast.Constant)
+        for target in node.targets
+        if isinstance(target, ast.Name)
+    }
+    assert settings.get("control_socket_disable") is True

@@ -21,6 +21,8 @@ workers = int(os.environ.get("PAYMENTS_WORKERS", "2"))
 threads = int(os.environ.get("PAYMENTS_THREADS", "12"))
 keepalive = 75
 timeout = 30
+# One control socket per machine would be shared by every gunicorn here; none is needed.
+control_socket_disable = True
 graceful_timeout = 10
 backlog = 2048
 worker_connections = 1000

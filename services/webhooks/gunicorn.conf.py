@@ -8,5 +8,7 @@ workers = int(os.environ.get("WEBHOOKS_WORKERS", "2"))
 threads = int(os.environ.get("WEBHOOKS_THREADS", "4"))
 keepalive = 75
 timeout = 30
+# One control socket per machine would be shared by every gunicorn here; none is needed.
+control_socket_disable = True
 graceful_timeout = 10
 accesslog = None
