@@ -296,6 +296,7 @@ class PaymentWriter:
                 item.error = error
 
 
+# By id(db): the writer holds its Database, so the id is not reused while the entry lives.
 _writers: dict[int, tuple[int, PaymentWriter]] = {}
 _writers_lock = threading.Lock()
 
@@ -304,10 +305,10 @@ def _writer(db: Database) -> PaymentWriter:
     """This process's writer for ``db`` (made again after a fork: a lock may have been held)."""
     pid = os.getpid()
     found = _writers.get(id(db))
-    if found is None or found[0] != pid or found[1].db is not db:
+    if found is None or found[0] != pid:
         with _writers_lock:
             found = _writers.get(id(db))
-            if found is None or found[0] != pid or found[1].db is not db:
+            if found is None or found[0] != pid:
                 found = (pid, PaymentWriter(db))
                 _writers[id(db)] = found
     return found[1]

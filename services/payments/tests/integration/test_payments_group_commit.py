@@ -59,7 +59,8 @@ def run_in_threads(calls: list[Callable[[], object]]) -> tuple[list[threading.Th
 def blocked_insert_waiting(admin_conn) -> bool:
     with admin_conn.cursor() as cur:
         cur.execute(
-            "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE '%payments_insert_payments%'"
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+            "AND wait_event_type = 'Lock' AND query LIKE '%payments_insert_payments%'"
         )
         return cur.fetchone()[0] > 0
 
