@@ -123,6 +123,31 @@ class BankDecision:
     error_description: str | None = None
 
 
+ORDER_ALREADY_PAID = BankDecision(
+    PaymentStatus.FAILED, "ORDER_ALREADY_PAID", "The order was already paid by another payment; this one was not charged"
+)
+
+
+def one_success_per_order(
+    order_refs: list[str | None], decisions: list[BankDecision], paid_orders: set[str]
+) -> list[BankDecision]:
+    """Let at most one payment of an order succeed: a later success fails with ORDER_ALREADY_PAID.
+
+    ``paid_orders`` are the orders already paid when the batch was locked; within the batch the
+    first success (in the given order) of an unpaid order wins.
+    """
+    paid = set(paid_orders)
+    settled = []
+    for order_ref, decision in zip(order_refs, decisions, strict=True):
+        if order_ref is not None and decision.status == PaymentStatus.SUCCESS:
+            if order_ref in paid:
+                decision = ORDER_ALREADY_PAID
+            else:
+                paid.add(order_ref)
+        settled.append(decision)
+    return settled
+
+
 @dataclass(frozen=True)
 class Page:
     items: list

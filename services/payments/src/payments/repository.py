@@ -90,6 +90,17 @@ def mark_order_attempted(tx: Transaction, order_id: str) -> None:
     )
 
 
+def lock_orders_paid(tx: Transaction, order_ids: list[str]) -> set[str]:
+    """Lock the given orders (in id order) and return those already paid."""
+    if not order_ids:
+        return set()
+    tx.cursor.execute(
+        "SELECT id, status FROM payments.orders WHERE id = ANY(%s) ORDER BY id FOR NO KEY UPDATE",
+        (sorted(set(order_ids)),),
+    )
+    return {row["id"] for row in tx.cursor.fetchall() if row["status"] == "paid"}
+
+
 def mark_orders_paid(tx: Transaction, order_ids: list[str]) -> None:
     """Mark orders paid (a payment of theirs succeeded)."""
     if order_ids:

@@ -125,3 +125,18 @@ def test_live_mode_delays_are_5_to_10_seconds_and_seeded_runs_repeat():
     assert 0.93 <= card_rate <= 0.97
     other_seed = bank.BankConfig(test_mode=False, seed="43")
     assert outcomes != [bank.decide(other_seed, pid, "upi", None, None).status for pid in ids]
+
+
+def test_one_success_per_order_keeps_the_first_success_of_an_unpaid_order():
+    from payments.models import ORDER_ALREADY_PAID, BankDecision, one_success_per_order
+
+    ok, declined = BankDecision(PaymentStatus.SUCCESS), BankDecision(PaymentStatus.FAILED, "CARD_DECLINED", "no")
+    settled = one_success_per_order(
+        ["order_a", "order_a", None, None, "order_b", "order_c", "order_a"],
+        [ok, ok, ok, ok, declined, ok, declined],
+        {"order_c"},
+    )
+    # order_a: the first success stands, the second fails; payments without an order are untouched;
+    # order_c was already paid; bank declines stay what the bank said.
+    assert settled == [ok, ORDER_ALREADY_PAID, ok, ok, declined, ORDER_ALREADY_PAID, declined]
+    assert ORDER_ALREADY_PAID.status == PaymentStatus.FAILED and ORDER_ALREADY_PAID.error_code == "ORDER_ALREADY_PAID"
