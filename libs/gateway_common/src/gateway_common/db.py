@@ -6,10 +6,12 @@ import contextlib
 import contextvars
 import logging
 import os
+import random
 import threading
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import psycopg2
 import psycopg2.extensions
@@ -17,12 +19,77 @@ import psycopg2.extras
 import psycopg2.pool
 from psycopg2 import sql
 
-from gateway_common.errors import ServiceUnavailableError
+from gateway_common.errors import ServiceUnavailableError, TransactionConflictError
 
 log = logging.getLogger(__name__)
 
+T = TypeVar("T")
+
 # Errors meaning "the database is not reachable", answered as 503.
 UNAVAILABLE_ERRORS = (psycopg2.OperationalError, psycopg2.InterfaceError, psycopg2.pool.PoolError)
+# Deadlock detected, serialization failure: the transaction was rolled back and may simply run again.
+CONFLICT_SQLSTATES = frozenset({"40P01", "40001"})
+CONFLICT_ATTEMPTS = 5
+CONFLICT_BACKOFF_SECONDS = 0.01
+# Commits made in this context (thread or task), so a retry never repeats committed work.
+_commits: contextvars.ContextVar[int] = contextvars.ContextVar("gateway_db_commits", default=0)
+_TOO_MANY_CLIENTS = ("too many clients", "too many connections", "remaining connection slots")
+
+
+def is_conflict(error: BaseException) -> bool:
+    """Tell whether an error (or what caused it) is a deadlock or serialization failure."""
+    while error is not None:
+        if isinstance(error, TransactionConflictError) or getattr(error, "pgcode", None) in CONFLICT_SQLSTATES:
+            return True
+        error = error.__cause__
+    return False
+
+
+def describe_db_error(error: BaseException) -> dict[str, str | None]:
+    """Name what went wrong with the database: root exception class, SQLSTATE, reason, first message line."""
+    root = error
+    while root.__cause__ is not None:
+        root = root.__cause__
+    message = " ".join(str(root).split())[:300]
+    sqlstate = getattr(root, "pgcode", None)
+    lowered = message.lower()
+    if sqlstate == "53300" or any(text in lowered for text in _TOO_MANY_CLIENTS):
+        reason = "too many clients: PostgreSQL's connection limit is reached"
+    elif sqlstate in CONFLICT_SQLSTATES:
+        reason = "transaction conflict (deadlock or serialization failure)"
+    elif isinstance(root, psycopg2.pool.PoolError):
+        reason = "connection pool exhausted"
+    elif isinstance(root, (psycopg2.OperationalError, psycopg2.InterfaceError)):
+        reason = "database unreachable or connection lost"
+    else:
+        reason = type(root).__name__
+    return {"error_class": type(root).__name__, "sqlstate": sqlstate, "reason": reason, "error": message}
+
+
+def retry_on_conflict(fn: Callable[[], T], *, attempts: int = CONFLICT_ATTEMPTS) -> T:
+    """Call ``fn``; run it again (bounded, jittered backoff) when a deadlock or serialization failure
+    rolled it back, as long as nothing it did had committed before. The last failure is raised."""
+    for attempt in range(1, attempts + 1):
+        committed = _commits.get()
+        try:
+            return fn()
+        except Exception as error:
+            if not is_conflict(error) or _commits.get() != committed:
+                raise
+            details = describe_db_error(error)
+            if attempt == attempts:
+                log.warning(
+                    "transaction conflict persisted after %d attempts (%s, SQLSTATE %s): %s",
+                    attempts, details["error_class"], details["sqlstate"], details["error"],
+                )
+                raise
+            pause = random.uniform(0.5, 1.5) * CONFLICT_BACKOFF_SECONDS * 2 ** (attempt - 1)  # noqa: S311 - jitter
+            log.info(
+                "transaction conflict (%s, SQLSTATE %s); attempt %d of %d again in %.0f ms",
+                details["error_class"], details["sqlstate"], attempt + 1, attempts, pause * 1000,
+            )
+            time.sleep(pause)
+    raise AssertionError("unreachable")  # pragma: no cover - the loop returns or raises
 
 
 @dataclass
@@ -121,6 +188,7 @@ class Database:
                 try:
                     yield tx
                     conn.commit()
+                    _commits.set(_commits.get() + 1)
                 except BaseException:
                     with contextlib.suppress(Exception):
                         conn.rollback()
@@ -129,6 +197,8 @@ class Database:
                     self._current.reset(token)
                     tx.cursor.close()
         except UNAVAILABLE_ERRORS as exc:
+            if is_conflict(exc):
+                raise TransactionConflictError() from exc
             raise ServiceUnavailableError("Database unavailable; nothing was changed") from exc
         for fn in tx.after_commit:
             try:

@@ -68,6 +68,18 @@ class IdempotencyKeyMismatchError(ApiError):
     description = "Idempotency-Key was already used with a different request"
 
 
+class TransactionConflictError(ApiError):
+    status = 409
+    code = "CONFLICT_ERROR"
+    description = (
+        "The request conflicted with concurrent changes to the same data and was rolled back; "
+        "nothing was changed. Retry it."
+    )
+
+    def __init__(self, description: str | None = None, *, headers: dict[str, str] | None = None) -> None:
+        super().__init__(description, headers={"Retry-After": "1", **(headers or {})})
+
+
 class RateLimitError(ApiError):
     status = 429
     code = "RATE_LIMIT_ERROR"

@@ -14,16 +14,17 @@ from typing import Any
 import flask_smorest
 import marshmallow as ma
 import redis
-from flask import Flask, Response, current_app, g, jsonify, request
+from flask import Flask, Response, current_app, g, has_request_context, jsonify, request
 from werkzeug.exceptions import HTTPException
 
 from gateway_common.config import Settings
-from gateway_common.db import UNAVAILABLE_ERRORS
+from gateway_common.db import UNAVAILABLE_ERRORS, describe_db_error, is_conflict, retry_on_conflict
 from gateway_common.errors import (
     ApiError,
     AuthenticationError,
     BadRequestError,
     ServiceUnavailableError,
+    TransactionConflictError,
     error_body,
 )
 from gateway_common.logs import configure_logging
@@ -44,6 +45,14 @@ HTTP_CODES = {
     429: ("RATE_LIMIT_ERROR", "Too many requests"),
     503: ("SERVICE_UNAVAILABLE", "Service unavailable"),
 }
+
+
+class GatewayFlask(Flask):
+    """Flask whose views run again when a deadlock or serialization failure rolled them back."""
+
+    def dispatch_request(self) -> Any:
+        """Dispatch the request; a conflict is retried (bounded, jittered) if nothing had committed."""
+        return retry_on_conflict(super().dispatch_request)
 
 
 class Api(flask_smorest.Api):
@@ -110,15 +119,29 @@ def envelope_response(status: int, code: str, description: str, headers: dict[st
 
 def api_error_response(error: ApiError) -> Response:
     """Return the response for an ApiError."""
+    if error.status == 503:
+        note_unavailable(error)
     return envelope_response(error.status, error.code, error.description, error.headers)
+
+
+def note_unavailable(error: BaseException) -> None:
+    """Keep why a dependency failed, for the request's log line (one line per 503)."""
+    if not has_request_context():
+        return
+    details = describe_db_error(error)
+    if isinstance(error, redis.exceptions.RedisError):
+        details["reason"] = "Redis unreachable or connection lost"
+    g.unavailable = details
 
 
 def _handle_unexpected(error: Exception) -> Response:
     if isinstance(error, HTTPException):
         return http_error_response(error)
+    if is_conflict(error):
+        return api_error_response(TransactionConflictError())
     if isinstance(error, (UNAVAILABLE_ERRORS, redis.exceptions.ConnectionError)):
-        log.warning("dependency unavailable: %s", type(error).__name__)
-        return api_error_response(ServiceUnavailableError())
+        note_unavailable(error)
+        return envelope_response(503, ServiceUnavailableError.code, ServiceUnavailableError.description)
     if isinstance(error, ValueError) and "NUL (0x00)" in str(error):
         # psycopg2 refuses NUL characters in strings before anything is sent: bad input, not a fault.
         return envelope_response(400, "BAD_REQUEST_ERROR", "Text values must not contain NUL characters")
@@ -131,7 +154,7 @@ def _handle_unexpected(error: Exception) -> Response:
 def create_base_app(settings: Settings, *, title: str, version: str = "1.0.0") -> tuple[Flask, Api]:
     """Create a service app with request ids, JSON logs, error envelope and OpenAPI."""
     configure_logging(settings.service)
-    app = Flask(settings.service)
+    app = GatewayFlask(settings.service)
     app.config.update(
         API_TITLE=title,
         API_VERSION=version,
@@ -160,14 +183,17 @@ def create_base_app(settings: Settings, *, title: str, version: str = "1.0.0") -
     def _finish(response: Response) -> Response:
         response.headers["X-Request-Id"] = g.get("request_id", "")
         if response.status_code >= 500 or current_app.config.get("LOG_REQUESTS"):
-            log.info(
-                "request",
+            unavailable = g.get("unavailable") if response.status_code == 503 else None
+            log.log(
+                logging.ERROR if response.status_code >= 500 else logging.INFO,
+                f"request failed: {unavailable['reason']}" if unavailable else "request",
                 extra={
                     "request_id": g.get("request_id"),
                     "method": request.method,
                     "path": request.path,
                     "status": response.status_code,
                     "duration_ms": round((time.perf_counter() - g.get("started", time.perf_counter())) * 1000, 2),
+                    **(unavailable or {}),
                 },
             )
         return response
@@ -203,7 +229,8 @@ def add_health_route(app: Flask, checks: dict[str, Callable[[], None]]) -> None:
             try:
                 check()
                 body[name] = "connected"
-            except Exception:
+            except Exception as error:
+                note_unavailable(error)
                 body[name] = "disconnected"
                 failed = True
         body["timestamp"] = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")

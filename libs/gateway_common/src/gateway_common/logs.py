@@ -21,7 +21,10 @@ class JsonFormatter(logging.Formatter):
             "logger": record.name,
             "msg": record.getMessage(),
         }
-        for key in ("service", "request_id", "method", "path", "status", "duration_ms", "merchant_id"):
+        for key in (
+            "service", "request_id", "method", "path", "status", "duration_ms", "merchant_id",
+            "error_class", "sqlstate", "reason", "error",
+        ):
             value = getattr(record, key, None)
             if value is not None:
                 entry[key] = value

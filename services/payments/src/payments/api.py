@@ -15,7 +15,7 @@ from flask.views import MethodView
 from flask_smorest import Blueprint
 from gateway_common.db import Database
 from gateway_common.errors import AuthenticationError
-from gateway_common.http import merchant_id
+from gateway_common.http import merchant_id, note_unavailable
 from gateway_common.idempotency import idempotent
 from gateway_common.schemas import ErrorEnvelopeSchema, PageQuerySchema
 from gateway_common.workers import alive_workers
@@ -267,16 +267,16 @@ class Health(MethodView):
         try:
             _db().ping()
             body["database"] = "connected"
-        except Exception:
-            log.warning("health: database unreachable", exc_info=True)
+        except Exception as error:
+            note_unavailable(error)
             body["database"] = "disconnected"
             failed = True
         try:
             _redis().ping()
             body["redis"] = "connected"
             body["workers"] = _workers()
-        except Exception:
-            log.warning("health: redis unreachable", exc_info=True)
+        except Exception as error:
+            note_unavailable(error)
             body["redis"] = "disconnected"
             body["workers"] = dict.fromkeys(WORKERS, "unknown")
             failed = True

@@ -22,6 +22,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from flask import Flask, g
+from gateway_common.db import retry_on_conflict
 from gateway_common.money import CURRENCIES, MAX_AMOUNT
 
 from payments import service
@@ -170,7 +171,7 @@ class FastPath:
     ) -> Iterable[bytes]:
         request_id = self._request_id(environ)
         try:
-            payment = service.create_payment(self.db, merchant, body)
+            payment = retry_on_conflict(lambda: service.create_payment(self.db, merchant, body))
         except Exception as error:  # rendered by Flask's error handlers
             return self._error(environ, start_response, error, request_id)
         return self._json(start_response, "201 CREATED", payment_body(payment), request_id)

@@ -14,7 +14,7 @@ from datetime import UTC, datetime, timedelta
 
 import psycopg2.errors
 import psycopg2.extras
-from gateway_common.db import Database, Transaction
+from gateway_common.db import Database, Transaction, retry_on_conflict
 from gateway_common.errors import AuthenticationError, BadRequestError
 from gateway_common.events import Outbox, make_event
 from gateway_common.ids import is_id, new_id
@@ -30,6 +30,7 @@ from payments.models import (
     PaymentStatus,
     PublicOrder,
     can_capture,
+    one_success_per_order,
 )
 from payments.schemas import payment_body
 from payments.validators import card_network, normalize_card_number, validate_cvv, validate_expiry, validate_vpa
@@ -591,7 +592,6 @@ def process_payments(
     config: bank.BankConfig,
     payment_ids: list[str],
     *,
-    attempts: int = 3,
     dispatch: Callable[[list[str], float], None] | None = None,
 ) -> int:
     """Give the bank's answer to processing payments that are due; idempotent.
@@ -599,16 +599,7 @@ def process_payments(
     Payments the task reached before their ``bank_due_at`` (clocks apart, a task run early) are
     sent to ``dispatch`` again for when they are due; without it, their lease brings them back.
     """
-    for attempt in range(attempts):
-        try:
-            done = _process_once(db, config, payment_ids)
-            break
-        except (psycopg2.errors.DeadlockDetected, psycopg2.errors.SerializationFailure):
-            if attempt == attempts - 1:
-                raise
-            log.warning("bank batch hit a deadlock; retrying")
-    else:  # attempts < 1
-        return 0
+    done = retry_on_conflict(lambda: _process_once(db, config, payment_ids))
     if done < len(payment_ids) and dispatch is not None:
         with single_statement(db) as tx:
             early = repository.not_yet_due(tx, list(payment_ids))
@@ -623,6 +614,11 @@ def _process_once(db: Database, config: bank.BankConfig, payment_ids: list[str])
         if not rows:
             return 0
         decisions = [bank.decide(config, r["id"], r["method"], r["bank_outcome"], r["bank_error_code"]) for r in rows]
+        # A success is applied under its order's row lock (payments, then orders, both in id order,
+        # so two batches cannot deadlock); the unique index of one success per order stands behind it.
+        succeeding = [r["order_ref"] for r, d in zip(rows, decisions, strict=True) if d.status == PaymentStatus.SUCCESS]
+        paid = repository.lock_orders_paid(tx, [ref for ref in succeeding if ref])
+        decisions = one_success_per_order([r["order_ref"] for r in rows], decisions, paid)
         completed = repository.complete(
             tx,
             [r["id"] for r in rows],

@@ -9,7 +9,7 @@ import psycopg2
 from celery import Celery, shared_task
 from gateway_common.config import Settings
 from gateway_common.db import Database
-from gateway_common.errors import ServiceUnavailableError
+from gateway_common.errors import ServiceUnavailableError, TransactionConflictError
 from gateway_common.events import events_from_task
 
 from webhooks import sender, service
@@ -27,7 +27,7 @@ BATCH_SIZE = 50
 
 # Transient failures are retried after a short countdown; the durable schedule is in PostgreSQL.
 _RETRY = {
-    "autoretry_for": (ServiceUnavailableError, psycopg2.OperationalError),
+    "autoretry_for": (ServiceUnavailableError, TransactionConflictError, psycopg2.OperationalError),
     "retry_backoff": 1,
     "retry_backoff_max": 3,
     "retry_jitter": True,
