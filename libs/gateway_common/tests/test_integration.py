@@ -245,7 +245,7 @@ def test_idempotent_view_runs_once_under_concurrency_and_replays_bytes(scratch):
     calls = []
 
     @app.post("/things")
-    @idempotent(scratch, "scratch", scope=lambda: "merchant-1")
+    @idempotent(scratch, "scratch", scope=lambda: "merchant-1", secret=settings.fingerprint_key)
     def create_thing():
         from flask import request
 

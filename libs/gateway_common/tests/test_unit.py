@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import time
 
 import pytest
@@ -76,10 +78,35 @@ def test_describe_validation_is_readable():
 
 
 def test_fingerprint_ignores_json_key_order_but_not_values():
-    a = fingerprint("POST", "/api/v1/payments", b'{"a": 1, "b": 2}')
-    assert a == fingerprint("POST", "/api/v1/payments", b'{"b":2,"a":1}')
-    assert a != fingerprint("POST", "/api/v1/payments", b'{"a": 1, "b": 3}')
-    assert a != fingerprint("POST", "/api/v1/orders", b'{"a": 1, "b": 2}')
+    a = fingerprint("k", "POST", "/api/v1/payments", b'{"a": 1, "b": 2}')
+    assert a == fingerprint("k", "POST", "/api/v1/payments", b'{"b":2,"a":1}')
+    assert a != fingerprint("k", "POST", "/api/v1/payments", b'{"a": 1, "b": 3}')
+    assert a != fingerprint("k", "POST", "/api/v1/orders", b'{"a": 1, "b": 2}')
+
+
+def test_fingerprint_is_keyed_for_json_and_other_bodies():
+    for body in (b'{"number": "4111111111111111"}', b"number=4111111111111111&cvv=123"):
+        mine = fingerprint("k", "POST", "/x", body)
+        assert mine != fingerprint("other", "POST", "/x", body)
+        canonical = json.dumps(json.loads(body), sort_keys=True, separators=(",", ":")).encode() if body[:1] == b"{" else body
+        assert mine != hashlib.sha256(b"POST /x\n" + canonical).hexdigest()
+
+
+def test_fingerprint_hashes_what_canonical_returns():
+    def hide_secret(body, keyed):
+        return {**body, "secret": keyed(body["secret"].replace(" ", ""))} if isinstance(body, dict) else body
+
+    a = fingerprint("k", "POST", "/x", b'{"secret": "12 34", "cvv": 1}', hide_secret)
+    assert a == fingerprint("k", "POST", "/x", b'{"cvv": 1, "secret": "1234"}', hide_secret)
+    assert a != fingerprint("k", "POST", "/x", b'{"cvv": 1, "secret": "1235"}', hide_secret)
+    assert fingerprint("k", "POST", "/x", b"not json", hide_secret) == fingerprint("k", "POST", "/x", b"not json")
+
+
+def test_settings_derive_a_fingerprint_key_from_the_gateway_secret_unless_given():
+    derived = Settings(service="s", gateway_secret="one").fingerprint_key
+    assert derived and derived != Settings(service="s", gateway_secret="two").fingerprint_key
+    assert "one" not in derived
+    assert Settings(service="s", gateway_secret="one", fingerprint_key="own").fingerprint_key == "own"
 
 
 def test_with_user_replaces_credentials():

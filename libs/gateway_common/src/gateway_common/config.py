@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import os
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit, urlunsplit
@@ -52,9 +54,18 @@ class Settings:
     test_payment_success: bool = True
     webhook_retry_intervals_test: bool = True
     gateway_secret: str = "dev-gateway-secret"  # noqa: S105 - local default, overridden by the stack
+    # Keys the Idempotency-Key fingerprints; empty means derived from gateway_secret (see __post_init__).
+    fingerprint_key: str = ""
     pubsub_prefix: str = "gw"
     db_pool_max: int = 8
     extra: dict = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if not self.fingerprint_key:
+            # No public constant to fall back on: a deployment that set only GATEWAY_SECRET still
+            # gets a secret key, and a separate one only where FINGERPRINT_KEY is given.
+            derived = hmac.new(self.gateway_secret.encode(), b"idempotency-fingerprint-key", hashlib.sha256).hexdigest()
+            object.__setattr__(self, "fingerprint_key", derived)
 
     @classmethod
     def from_env(cls, service: str) -> Settings:
@@ -74,6 +85,7 @@ class Settings:
             test_payment_success=env_bool("TEST_PAYMENT_SUCCESS", True),
             webhook_retry_intervals_test=env_bool("WEBHOOK_RETRY_INTERVALS_TEST", True),
             gateway_secret=os.environ.get("GATEWAY_SECRET", "dev-gateway-secret"),
+            fingerprint_key=os.environ.get("FINGERPRINT_KEY", ""),
             pubsub_prefix=os.environ.get("PUBSUB_PREFIX", "gw"),
             db_pool_max=env_int("DB_POOL_MAX", 8),
         )

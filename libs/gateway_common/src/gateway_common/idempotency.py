@@ -4,13 +4,21 @@ The key row is written in the same transaction as the change it protects, so a
 crash leaves neither. A concurrent duplicate waits on the first request's row lock
 and then replays its committed answer; if the first takes longer than
 ``wait_seconds`` the duplicate gets 409. Responses with 401, 429 or 5xx are not kept.
+
+The stored fingerprint is a keyed HMAC (a server secret), never a plain hash of the body: a body
+may hold a card number and CVV, which an unkeyed hash would give away to anyone reading the table
+(a CVV is 1000 guesses). A service whose bodies carry such data also passes ``canonical``, which
+replaces it before anything is hashed. A NULL fingerprint (rows from before keyed fingerprints)
+replays without the mismatch check.
 """
 
 from __future__ import annotations
 
 import functools
 import hashlib
+import hmac
 import json
+import logging
 from collections.abc import Callable
 from typing import Any
 
@@ -27,9 +35,15 @@ from gateway_common.errors import (
 )
 from gateway_common.http import api_error_response
 
+log = logging.getLogger(__name__)
+
 HEADER = "Idempotency-Key"
 REPLAYED_HEADER = "Idempotent-Replayed"
 TTL = "24 hours"
+
+# Turns a parsed JSON body into what identifies the request; the second argument gives a keyed
+# digest of a string, for a value that must decide equality without being kept (a card number).
+Canonical = Callable[[Any, Callable[[str], str]], Any]
 
 
 class _Unstored(Exception):
@@ -39,33 +53,50 @@ class _Unstored(Exception):
         self.response = response
 
 
-def fingerprint(method: str, path: str, body: bytes) -> str:
-    """Hash a request so a reused key with a different request is detected."""
+def keyed_digest(secret: str, label: str, value: bytes) -> str:
+    """Return the hex HMAC-SHA256 of ``value`` under ``secret``, separated by ``label`` from other uses."""
+    return hmac.new(secret.encode(), label.encode() + b"\0" + value, hashlib.sha256).hexdigest()
+
+
+def fingerprint(secret: str, method: str, path: str, body: bytes, canonical: Canonical | None = None) -> str:
+    """Return a keyed digest of a request so a reused key with a different request is detected."""
     try:
-        canonical = json.dumps(json.loads(body or b"null"), sort_keys=True, separators=(",", ":")).encode()
+        parsed = json.loads(body or b"null")
     except ValueError:
-        canonical = body
-    return hashlib.sha256(method.encode() + b" " + path.encode() + b"\n" + canonical).hexdigest()
+        form = body
+    else:
+        if canonical is not None:
+            parsed = canonical(parsed, lambda value: keyed_digest(secret, "field", value.encode()))
+        form = json.dumps(parsed, sort_keys=True, separators=(",", ":")).encode()
+    return keyed_digest(secret, "request", method.encode() + b" " + path.encode() + b"\n" + form)
 
 
 def _cacheable(status: int) -> bool:
     return status < 500 and status not in (401, 429)
 
 
-def idempotent(db: Database, schema: str, scope: Callable[[], str], wait_seconds: int = 5) -> Callable:
-    """Decorate a Flask view so an ``Idempotency-Key`` makes it run once."""
+def idempotent(
+    db: Database,
+    schema: str,
+    scope: Callable[[], str],
+    *,
+    secret: str,
+    canonical: Canonical | None = None,
+    wait_seconds: int = 5,
+) -> Callable:
+    """Decorate a Flask view so an ``Idempotency-Key`` makes it run once (``secret`` keys the fingerprints)."""
     table = sql.Identifier(schema, "idempotency_keys")
 
     def decorator(view: Callable[..., Any]) -> Callable[..., Any]:
         @functools.wraps(view)
         def wrapper(*args: Any, **kwargs: Any) -> Any:
-            key = request.headers.get(HEADER)
-            if key is None:
+            given = request.headers.get(HEADER)
+            if given is None:
                 return view(*args, **kwargs)
-            if not 1 <= len(key) <= 255 or not key.isprintable():
+            if not 1 <= len(given) <= 255 or not given.isprintable():
                 raise BadRequestError("Idempotency-Key must be 1-255 printable characters")
             owner = scope()
-            digest = fingerprint(request.method, request.path, request.get_data(cache=True))
+            digest = fingerprint(secret, request.method, request.path, request.get_data(cache=True), canonical)
             try:
                 with db.transaction() as tx:
                     cur = tx.cursor
@@ -80,7 +111,7 @@ def idempotent(db: Database, schema: str, scope: Callable[[], str], wait_seconds
                                 "expires_at = EXCLUDED.expires_at WHERE k.expires_at < now() "
                                 "RETURNING key"
                             ).format(table),
-                            (owner, key, digest),
+                            (owner, given, digest),
                         )
                     except psycopg2.errors.LockNotAvailable as exc:
                         raise IdempotencyKeyInUseError() from exc
@@ -90,12 +121,15 @@ def idempotent(db: Database, schema: str, scope: Callable[[], str], wait_seconds
                                 "SELECT fingerprint, response_status, response_body FROM {} "
                                 "WHERE scope = %s AND key = %s"
                             ).format(table),
-                            (owner, key),
+                            (owner, given),
                         )
                         row = cur.fetchone()
                         if row is None or row["response_status"] is None:
                             raise IdempotencyKeyInUseError()
-                        if row["fingerprint"] != digest:
+                        if row["fingerprint"] is None:
+                            log.info("idempotency: key stored without a fingerprint, replayed unchecked")
+                        elif not hmac.compare_digest(row["fingerprint"], digest):
+                            log.info("idempotency: key reused with a different request")
                             raise IdempotencyKeyMismatchError()
                         replay = Response(
                             bytes(row["response_body"]), status=row["response_status"], mimetype="application/json"
@@ -114,7 +148,7 @@ def idempotent(db: Database, schema: str, scope: Callable[[], str], wait_seconds
                         sql.SQL("UPDATE {} SET response_status = %s, response_body = %s WHERE scope = %s AND key = %s").format(
                             table
                         ),
-                        (response.status_code, response.get_data(), owner, key),
+                        (response.status_code, response.get_data(), owner, given),
                     )
                     return response
             except _Unstored as unstored:

@@ -87,7 +87,10 @@ def once_per_key(scope: Callable[[], str]) -> Callable:
     def decorator(view: Callable[..., Any]) -> Callable[..., Any]:
         @functools.wraps(view)
         def wrapper(*args: Any, **kwargs: Any) -> Any:
-            return idempotent(_db(), "payments", scope)(view)(*args, **kwargs)
+            secret = current_app.extensions["gateway_settings"].fingerprint_key
+            return idempotent(_db(), "payments", scope, secret=secret, canonical=service.idempotency_form)(view)(
+                *args, **kwargs
+            )
 
         return wrapper
 

@@ -5,12 +5,14 @@ from __future__ import annotations
 import contextlib
 import heapq
 import itertools
+import json
 import logging
 import os
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import psycopg2.errors
 import psycopg2.extras
@@ -33,7 +35,14 @@ from payments.models import (
     one_success_per_order,
 )
 from payments.schemas import payment_body
-from payments.validators import card_network, normalize_card_number, validate_cvv, validate_expiry, validate_vpa
+from payments.validators import (
+    card_digits,
+    card_network,
+    normalize_card_number,
+    validate_cvv,
+    validate_expiry,
+    validate_vpa,
+)
 
 log = logging.getLogger(__name__)
 
@@ -145,6 +154,27 @@ def build_instrument(data: dict) -> Instrument:
         bank_outcome=outcome,
         bank_error_code=code,
     )
+
+
+# The card fields an Idempotency-Key fingerprint may see as they are; the number only through a keyed
+# digest, the CVV (sensitive authentication data, kept in no form after authorisation) and anything
+# else never.
+_FINGERPRINT_CARD_FIELDS = ("expiry_month", "expiry_year", "holder_name")
+
+
+def idempotency_form(body: Any, keyed: Callable[[str], str]) -> Any:
+    """Return what identifies a payment request for Idempotency-Key: no card number, no CVV."""
+    if not isinstance(body, dict) or not isinstance(body.get("card"), dict):
+        return body
+    card = body["card"]
+    form = {name: card[name] for name in _FINGERPRINT_CARD_FIELDS if name in card}
+    number = card.get("number")
+    if isinstance(number, str):
+        digits = card_digits(number)
+        form.update(number_hmac=keyed(digits), last4=digits[-4:], network=card_network(digits))
+    elif number is not None:
+        form["number_hmac"] = keyed(json.dumps(number))
+    return {**body, "card": form}
 
 
 def create_payment(db: Database, merchant_id: str, data: dict, *, require_order: bool = False) -> Payment:

@@ -48,11 +48,16 @@ def card_network(number: str) -> str:
     return "unknown"
 
 
+def card_digits(number: str) -> str:
+    """Return the card number without the spaces and dashes a shopper may type."""
+    return number.replace(" ", "").replace("-", "")
+
+
 def normalize_card_number(number: object) -> str:
     """Return the card number's digits (spaces and dashes allowed), else raise INVALID_CARD."""
     if not isinstance(number, str):
         raise InvalidCardError("card.number is required")
-    digits = number.replace(" ", "").replace("-", "")
+    digits = card_digits(number)
     if not _DIGITS.fullmatch(digits) or not 13 <= len(digits) <= 19:
         raise InvalidCardError("card.number must be 13 to 19 digits")
     if not luhn_valid(digits):

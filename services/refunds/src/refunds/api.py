@@ -41,7 +41,8 @@ def _idempotent(view: Callable[..., Any]) -> Callable[..., Any]:
 
     @functools.wraps(view)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
-        return idempotent(_db(), "refunds", scope=_merchant)(view)(*args, **kwargs)
+        secret = current_app.extensions["gateway_settings"].fingerprint_key
+        return idempotent(_db(), "refunds", scope=_merchant, secret=secret)(view)(*args, **kwargs)
 
     return wrapper
 
