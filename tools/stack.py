@@ -44,6 +44,8 @@ DEFAULTS: dict[str, str] = {
     "TEST_PROCESSING_DELAY": "1000",
     "TEST_PAYMENT_SUCCESS": "true",
     "WEBHOOK_RETRY_INTERVALS_TEST": "true",
+    # A local run delivers to receivers on this machine (examples/webhook_receiver.py).
+    "WEBHOOK_ALLOW_PRIVATE": "true",
     "PUBSUB_PREFIX": "gw",
     "RATE_LIMIT_RPS": "5000",
     "RATE_LIMIT_BURST": "10000",
