@@ -79,12 +79,15 @@ def stack_env(overrides: dict[str, str] | None = None) -> dict[str, str]:
     env.update(overrides or {})
     run_dir = Path(env["RUN_DIR"])
     run_dir.mkdir(parents=True, exist_ok=True)
-    if not env.get("GATEWAY_SECRET"):
-        secret_file = run_dir / "gateway_secret"
-        if not secret_file.exists():
-            secret_file.write_text(secrets.token_urlsafe(32))
-            secret_file.chmod(0o600)
-        env["GATEWAY_SECRET"] = secret_file.read_text().strip()
+    # GATEWAY_SECRET: nginx -> services. DASHBOARD_FORWARD_SECRET: dashboard -> nginx, so nginx
+    # believes the client address the dashboard forwards for logins (see the nginx template).
+    for name, file_name in (("GATEWAY_SECRET", "gateway_secret"), ("DASHBOARD_FORWARD_SECRET", "dashboard_forward_secret")):
+        if not env.get(name):
+            secret_file = run_dir / file_name
+            if not secret_file.exists():
+                secret_file.write_text(secrets.token_urlsafe(32))
+                secret_file.chmod(0o600)
+            env[name] = secret_file.read_text().strip()
     host = env["BIND_HOST"]
     env.setdefault("GATEWAY_URL", f"http://127.0.0.1:{env['PORT']}")
     env.setdefault("CHECKOUT_URL", f"http://localhost:{env['CHECKOUT_PORT']}")

@@ -21,6 +21,14 @@ blp.before_request(require_gateway)
 internal.before_request(require_gateway)
 
 
+@internal.after_request
+def _vary_on_credentials(response: Response) -> Response:
+    # nginx caches verdicts under the API key alone and tells secrets and tokens apart by this
+    # header, so that no secret is written into its cache files (see the nginx template).
+    response.headers["Vary"] = "X-Api-Secret, Authorization"
+    return response
+
+
 def _db():
     return current_app.extensions["db"]
 
