@@ -31,10 +31,10 @@ def test_auth_cache_holds_no_secret_or_token_in_clear_and_still_caches(stack: St
 
     files = cache_files(stack)
     contents = b"".join(p.read_bytes() for p in files)
-    assert f"KEY: key:{TEST_KEY}".encode() in contents  # the verdicts are cached, under the key alone
     assert TEST_SECRET.encode() not in contents
     assert token.encode() not in contents
     assert token.split("_", 1)[1].encode() not in contents
+    assert f"KEY: key:{TEST_KEY}".encode() in contents  # the verdicts are cached, under the key alone
 
 
 def test_a_cached_verdict_outlives_a_rotation_for_at_most_the_cache_time(stack: Stack) -> None:
