@@ -71,6 +71,7 @@ def stack(gateway_backing: Backing, tmp_path_factory: pytest.TempPathFactory) ->
         "TEST_MODE": "true",
         "TEST_PROCESSING_DELAY": os.environ.get("E2E_PROCESSING_DELAY", "1000"),
         "WEBHOOK_RETRY_INTERVALS_TEST": "true",
+        "WEBHOOK_ALLOW_PRIVATE": "true",  # receivers run on this machine
         "NGINX_WORKERS": "2",
         "NGINX_ERROR_LOG": str(run_dir / "nginx-error.log"),
         "CHECKOUT_URL": f"http://127.0.0.1:{ports['CHECKOUT_PORT']}",

@@ -17,7 +17,8 @@ import yaml
 from tools import stack as stack_tool
 
 ROOT = Path(__file__).resolve().parent.parent
-COMPOSE = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+COMPOSE_TEXT = (ROOT / "docker-compose.yml").read_text()
+COMPOSE = yaml.safe_load(COMPOSE_TEXT)
 TEMPLATE = (ROOT / "gateway-nginx" / "nginx.conf.template").read_text()
 PLACEHOLDER = re.compile(r"\$\{([A-Z0-9_]+)\}")
 
@@ -89,9 +90,7 @@ def test_published_ports_match_the_readme():
     for name, spec in COMPOSE["services"].items():
         for mapping in spec.get("ports", []):
             published[name] = mapping.split(":")[0]
-    assert published == {
-        "postgres": "5432", "redis": "6379", "gateway": "8000", "checkout-cdn": "3001", "dashboard": "3000",
-    }
+    assert published == {"gateway": "8000", "checkout-cdn": "3001", "dashboard": "3000"}
     for port in published.values():
         assert re.search(rf"\|\s*`?{port}`?\s*\|", readme), f"port {port} missing from the README's table"
 
@@ -130,3 +129,70 @@ def test_no_gunicorn_binds_the_shared_control_socket(conf):
         if isinstance(target, ast.Name)
     }
     assert settings.get("control_socket_disable") is True
+
+
+# --- safe defaults for a deployment -----------------------------------------------------------
+
+REQUIRED = {"POSTGRES_PASSWORD", "DB_ROLE_PASSWORD", "REDIS_PASSWORD", "GATEWAY_SECRET", "DASHBOARD_FORWARD_SECRET",
+            "DASHBOARD_SECRET_KEY"}
+
+
+def compose_env_values() -> list[tuple[str, str, str]]:
+    """Every (service, variable, value) of the compose file's environments, anchors merged."""
+    return [
+        (service, name, str(value))
+        for service, spec in COMPOSE["services"].items()
+        for name, value in (spec.get("environment") or {}).items()
+    ]
+
+
+def test_compose_publishes_neither_postgres_nor_redis():
+    for name in ("postgres", "redis"):
+        assert "ports" not in COMPOSE["services"][name], name
+
+
+def test_redis_needs_a_password_and_every_redis_url_carries_it():
+    command = COMPOSE["services"]["redis"]["command"]
+    assert command[:2] == ["redis-server", "--requirepass"]
+    assert command[2].startswith("${REDIS_PASSWORD:?")
+    urls = [(service, value) for service, name, value in compose_env_values() if name == "REDIS_URL"]
+    assert {service for service, _ in urls} >= {"auth", "payments", "gateway_worker", "refunds", "refunds-worker",
+                                                 "webhooks", "webhooks-worker", "migrate"}
+    for service, value in urls:
+        assert re.match(r"^redis://:\$\{REDIS_PASSWORD:\?[^}]+\}@redis:6379/\d+$", value), (service, value)
+
+
+def test_secrets_and_passwords_have_no_working_defaults():
+    # ${NAME:?message} makes compose refuse to start, naming NAME, until it is set.
+    for name in REQUIRED:
+        assert f"${{{name}:-" not in COMPOSE_TEXT and f"${{{name}-" not in COMPOSE_TEXT, name
+    for service, name, value in compose_env_values():
+        if name in REQUIRED:
+            assert value.startswith(f"${{{name}:?") and value.endswith("}"), (service, name, value)
+        if name == "DATABASE_URL":
+            assert re.match(r"^postgresql://postgres:\$\{POSTGRES_PASSWORD:\?[^}]+\}@postgres:5432/", value), value
+    assert COMPOSE["services"]["postgres"]["environment"]["POSTGRES_PASSWORD"].startswith("${POSTGRES_PASSWORD:?")
+    gateway_env = COMPOSE["services"]["gateway"]["environment"]
+    assert gateway_env["GATEWAY_SECRET"].startswith("${GATEWAY_SECRET:?")
+    assert gateway_env["DASHBOARD_FORWARD_SECRET"].startswith("${DASHBOARD_FORWARD_SECRET:?")
+    assert COMPOSE["services"]["dashboard"]["environment"]["DASHBOARD_FORWARD_SECRET"] == gateway_env["DASHBOARD_FORWARD_SECRET"]
+    # Nothing secret is written literally in the file either.
+    assert "change-me" not in COMPOSE_TEXT and "postgres:postgres@" not in COMPOSE_TEXT
+    # Each refusal names what to set.
+    for name, message in re.findall(r"\$\{([A-Z0-9_]+):\?([^}]*)\}", COMPOSE_TEXT):
+        assert name in message and ".env.example" in message, (name, message)
+
+
+def test_webhooks_may_not_target_private_addresses_by_default_in_compose():
+    values = {service: value for service, name, value in compose_env_values() if name == "WEBHOOK_ALLOW_PRIVATE"}
+    assert {"webhooks", "webhooks-worker"} <= set(values)
+    assert set(values.values()) == {"${WEBHOOK_ALLOW_PRIVATE:-false}"}
+
+
+def test_env_example_shows_every_required_variable():
+    example = (ROOT / ".env.example").read_text()
+    listed = set(re.findall(r"^([A-Z0-9_]+)=", example, flags=re.MULTILINE))
+    required = set(re.findall(r"\$\{([A-Z0-9_]+):\?", COMPOSE_TEXT))
+    assert required == REQUIRED
+    assert listed == required
+    assert ".env" in (ROOT / ".gitignore").read_text().split()

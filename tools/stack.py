@@ -44,6 +44,8 @@ DEFAULTS: dict[str, str] = {
     "TEST_PROCESSING_DELAY": "1000",
     "TEST_PAYMENT_SUCCESS": "true",
     "WEBHOOK_RETRY_INTERVALS_TEST": "true",
+    # A local run delivers to receivers on this machine (examples/webhook_receiver.py).
+    "WEBHOOK_ALLOW_PRIVATE": "true",
     "PUBSUB_PREFIX": "gw",
     "RATE_LIMIT_RPS": "5000",
     "RATE_LIMIT_BURST": "10000",
@@ -77,7 +79,14 @@ def stack_env(overrides: dict[str, str] | None = None) -> dict[str, str]:
     env.update(overrides or {})
     run_dir = Path(env["RUN_DIR"])
     run_dir.mkdir(parents=True, exist_ok=True)
-    for name, file_name in (("GATEWAY_SECRET", "gateway_secret"), ("FINGERPRINT_KEY", "fingerprint_key")):
+    # GATEWAY_SECRET: nginx -> services. DASHBOARD_FORWARD_SECRET: dashboard -> nginx, so nginx
+    # believes the client address the dashboard forwards for logins (see the nginx template).
+    # FINGERPRINT_KEY: keys the stored Idempotency-Key fingerprints.
+    for name, file_name in (
+        ("GATEWAY_SECRET", "gateway_secret"),
+        ("DASHBOARD_FORWARD_SECRET", "dashboard_forward_secret"),
+        ("FINGERPRINT_KEY", "fingerprint_key"),
+    ):
         if not env.get(name):
             secret_file = run_dir / file_name
             if not secret_file.exists():

@@ -301,6 +301,7 @@ def chaos_stack(private_redis: PrivateRedis, private_postgres: PrivatePostgres) 
         "TEST_PROCESSING_DELAY": "1000",
         "TEST_PAYMENT_SUCCESS": "true",
         "WEBHOOK_RETRY_INTERVALS_TEST": "true",
+        "WEBHOOK_ALLOW_PRIVATE": "true",  # receivers run on this machine
         "NGINX_WORKERS": "2",
         "NGINX_ERROR_LOG": str(run_dir / "nginx-error.log"),
         "CHECKOUT_URL": f"http://127.0.0.1:{ports['CHECKOUT_PORT']}",

@@ -150,8 +150,12 @@ def test_login_is_rate_limited_with_retry_after(stack):
         responses = list(pool.map(attempt, range(80)))
     limited = [r for r in responses if r.status_code == 429]
     assert limited, [r.status_code for r in responses]
-    assert_envelope(limited[0], 429, "RATE_LIMIT_ERROR")
-    assert limited[0].headers["Retry-After"] == "1"
+    for response in limited:
+        assert_envelope(response, 429, "RATE_LIMIT_ERROR")
+    # nginx's per-IP limit (Retry-After 1) and, past 10 failures, the auth service's per-account
+    # limit (Retry-After until its window ends) both answer 429.
+    assert "1" in {r.headers["Retry-After"] for r in limited}
+    assert all(1 <= int(r.headers["Retry-After"]) <= 900 for r in limited)
     assert {r.status_code for r in responses} <= {401, 429}
 
 

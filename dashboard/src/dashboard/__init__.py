@@ -48,8 +48,13 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
         SESSION_COOKIE_SECURE=env_bool("DASHBOARD_COOKIE_SECURE", default=False),
         PERMANENT_SESSION_LIFETIME=timedelta(hours=12),
         MAX_CONTENT_LENGTH=64 * 1024,
+        # Sent with logins so the gateway's per-IP login limit counts each shopper's/merchant's
+        # address, not the dashboard's; shared with nginx only (not the gateway secret).
+        DASHBOARD_FORWARD_SECRET=os.environ.get("DASHBOARD_FORWARD_SECRET", ""),
     )
     app.config.update(config or {})
+    if not app.config["DASHBOARD_FORWARD_SECRET"]:
+        log.warning("DASHBOARD_FORWARD_SECRET is not set: every dashboard login counts against the dashboard's own address")
     app.extensions["gateway"] = GatewayClient(app.config["GATEWAY_URL"])
 
     app.before_request(_assign_request_id)

@@ -115,6 +115,14 @@ def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
 
+def client_address_headers() -> dict[str, str]:
+    """Name the browser's address to the gateway, with the secret that makes nginx believe it."""
+    secret = current_app.config.get("DASHBOARD_FORWARD_SECRET", "")
+    if not secret or not request.remote_addr:
+        return {}
+    return {"X-Real-IP": request.remote_addr, "X-Dashboard-Secret": secret}
+
+
 @bp.route("/login", methods=["GET", "POST"])
 def login() -> Any:
     """Log in with the merchant's email and password."""
@@ -134,10 +142,13 @@ def login() -> Any:
         return render_template("login.html", error="Enter your email and password.", email=email, next=target), 400
     client = current_app.extensions["gateway"]
     try:
-        body = client.post("/auth/login", json={"email": email, "password": password}, request_id=g.request_id)
+        body = client.post(
+            "/auth/login", json={"email": email, "password": password}, request_id=g.request_id, headers=client_address_headers()
+        )
     except GatewayError as exc:
         message = "Invalid email or password." if exc.status in (400, 401) else exc.description
-        return render_template("login.html", error=message, email=email, next=target), 401 if exc.status == 401 else 400
+        status = exc.status if exc.status in (401, 429) else 400
+        return render_template("login.html", error=message, email=email, next=target), status
     start_session(body["token"], body.get("merchant") or {}, body.get("expires_at", ""))
     return redirect(safe_next(target))
 

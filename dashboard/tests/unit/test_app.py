@@ -77,3 +77,43 @@ def test_login_never_redirects_off_site(app: Flask, target: str) -> None:
 
     with app.test_request_context():
         assert safe_next(target) == "/dashboard"
+
+
+def test_login_names_the_browser_address_to_the_gateway_with_the_forward_secret() -> None:
+    import json
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    seen: list[dict[str, str]] = []
+
+    class Gateway(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            seen.append(dict(self.headers))
+            self.rfile.read(int(self.headers.get("Content-Length", 0)))
+            body = json.dumps({"error": {"code": "RATE_LIMIT_ERROR", "description": "Too many failed logins"}}).encode()
+            self.send_response(429)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Gateway)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}"
+        app = create_app({"GATEWAY_URL": url, "TESTING": True, "DASHBOARD_FORWARD_SECRET": "fwd-secret"})
+        app.extensions["gateway"].base_url = url + "/api/v1"
+        client = app.test_client()
+        token = login_token(client)
+        response = client.post(
+            "/login", data={"email": "a@b.c", "password": "x", "csrf_token": token}, environ_base={"REMOTE_ADDR": "203.0.113.9"}
+        )
+    finally:
+        server.shutdown()
+    assert response.status_code == 429
+    assert "Too many failed logins" in response.get_data(as_text=True)
+    assert seen[0]["X-Real-IP"] == "203.0.113.9"
+    assert seen[0]["X-Dashboard-Secret"] == "fwd-secret"

@@ -9,7 +9,7 @@ import time
 import pytest
 from flask import Flask
 from gateway_common import errors, ids, money, signing
-from gateway_common.config import Settings, with_user
+from gateway_common.config import ConfigError, Settings, with_user
 from gateway_common.events import events_from_task
 from gateway_common.http import create_base_app, describe_validation
 from gateway_common.idempotency import fingerprint
@@ -176,3 +176,28 @@ def test_iso_formats_utc_seconds_from_any_zone():
     assert iso(datetime(2026, 1, 15, 10, 30, 0, 999999, tzinfo=UTC)) == "2026-01-15T10:30:00Z"
     assert iso(datetime(2026, 1, 15, 16, 0, 5, tzinfo=timezone(timedelta(hours=5, minutes=30)))) == "2026-01-15T10:30:05Z"
     assert iso(datetime(2026, 1, 1, 0, 0, tzinfo=timezone(timedelta(hours=-1)))) == "2026-01-01T01:00:00Z"
+
+
+def test_services_refuse_to_start_with_the_public_gateway_secret_outside_test_mode(monkeypatch):
+    monkeypatch.setenv("TEST_MODE", "false")
+    monkeypatch.delenv("GATEWAY_SECRET", raising=False)
+    with pytest.raises(ConfigError, match="GATEWAY_SECRET"):
+        Settings.from_env("payments")
+    monkeypatch.setenv("GATEWAY_SECRET", "dev-gateway-secret")
+    with pytest.raises(ConfigError, match="GATEWAY_SECRET is the public development default"):
+        Settings.from_env("payments")
+    monkeypatch.setenv("GATEWAY_SECRET", "a-real-random-value")
+    assert Settings.from_env("payments").gateway_secret == "a-real-random-value"
+    # A local test-mode run keeps its working default.
+    monkeypatch.setenv("TEST_MODE", "true")
+    monkeypatch.delenv("GATEWAY_SECRET")
+    assert Settings.from_env("payments").gateway_secret == "dev-gateway-secret"
+
+
+@pytest.mark.parametrize("test_mode", ["true", "false"])
+def test_an_empty_gateway_secret_is_refused(monkeypatch, test_mode):
+    # Empty would match a request that sends no X-Gateway-Secret header at all.
+    monkeypatch.setenv("TEST_MODE", test_mode)
+    monkeypatch.setenv("GATEWAY_SECRET", " ")
+    with pytest.raises(ConfigError, match="GATEWAY_SECRET is empty"):
+        Settings.from_env("auth")

@@ -10,6 +10,12 @@ from urllib.parse import urlsplit, urlunsplit
 
 DEFAULT_DATABASE_URL = "postgresql://postgres@127.0.0.1:5432/payment_gateway"
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
+# Published in this repository, so it guards nothing: fine for a local test-mode run only.
+DEV_GATEWAY_SECRET = "dev-gateway-secret"  # noqa: S105 - the public development default
+
+
+class ConfigError(RuntimeError):
+    """A setting that makes the process unsafe or unable to run; raised at start-up."""
 
 
 def env_bool(name: str, default: bool) -> bool:
@@ -53,7 +59,7 @@ class Settings:
     test_processing_delay_ms: int = 1000
     test_payment_success: bool = True
     webhook_retry_intervals_test: bool = True
-    gateway_secret: str = "dev-gateway-secret"  # noqa: S105 - local default, overridden by the stack
+    gateway_secret: str = DEV_GATEWAY_SECRET
     # Keys the Idempotency-Key fingerprints; empty means derived from gateway_secret (see __post_init__).
     fingerprint_key: str = ""
     pubsub_prefix: str = "gw"
@@ -75,17 +81,32 @@ class Settings:
         own_url = os.environ.get(f"{service.upper()}_DATABASE_URL") or with_user(
             database_url, role, os.environ.get("DB_ROLE_PASSWORD", "gateway_dev")
         )
+        test_mode = env_bool("TEST_MODE", True)
+        gateway_secret = os.environ.get("GATEWAY_SECRET", DEV_GATEWAY_SECRET)
+        check_gateway_secret(gateway_secret, test_mode=test_mode)
         return cls(
             service=service,
             database_url=database_url,
             service_database_url=own_url,
             redis_url=os.environ.get("REDIS_URL", DEFAULT_REDIS_URL),
-            test_mode=env_bool("TEST_MODE", True),
+            test_mode=test_mode,
             test_processing_delay_ms=env_int("TEST_PROCESSING_DELAY", 1000),
             test_payment_success=env_bool("TEST_PAYMENT_SUCCESS", True),
             webhook_retry_intervals_test=env_bool("WEBHOOK_RETRY_INTERVALS_TEST", True),
-            gateway_secret=os.environ.get("GATEWAY_SECRET", "dev-gateway-secret"),
+            gateway_secret=gateway_secret,
             fingerprint_key=os.environ.get("FINGERPRINT_KEY", ""),
             pubsub_prefix=os.environ.get("PUBSUB_PREFIX", "gw"),
             db_pool_max=env_int("DB_POOL_MAX", 8),
+        )
+
+
+def check_gateway_secret(secret: str, *, test_mode: bool) -> None:
+    """Refuse to start with an empty gateway secret, or the public default outside test mode."""
+    if not secret.strip():
+        # An empty secret matches a request that sends no X-Gateway-Secret at all.
+        raise ConfigError("GATEWAY_SECRET is empty: set it to a long random value (the same for nginx and every service)")
+    if not test_mode and secret == DEV_GATEWAY_SECRET:
+        raise ConfigError(
+            "GATEWAY_SECRET is the public development default while TEST_MODE=false: "
+            "set GATEWAY_SECRET to a long random value (the same for nginx and every service)"
         )

@@ -23,6 +23,7 @@ from gateway_common.errors import (
     ApiError,
     AuthenticationError,
     BadRequestError,
+    NotFoundError,
     ServiceUnavailableError,
     TransactionConflictError,
     error_body,
@@ -207,6 +208,14 @@ def require_gateway() -> None:
     given = request.headers.get(GATEWAY_SECRET_HEADER, "")
     if not hmac.compare_digest(given.encode(), settings.gateway_secret.encode()):
         raise AuthenticationError("Request did not come through the gateway")
+
+
+def require_test_mode() -> None:
+    """Answer 404 for a test-only route unless the service runs with ``TEST_MODE=true``."""
+    settings: Settings = current_app.extensions["gateway_settings"]
+    if not settings.test_mode:
+        log.info("test-only route %s refused: TEST_MODE is off", request.path)
+        raise NotFoundError("The requested URL was not found")
 
 
 def merchant_id() -> str:

@@ -168,6 +168,7 @@ def service_env(database_url: str, redis_url: str, gateway_backing: Backing) -> 
         "REDIS_URL": redis_url,
         "PUBSUB_PREFIX": f"gwtest{gateway_backing.run_id}",
         "TEST_MODE": "true",
+        "WEBHOOK_ALLOW_PRIVATE": "true",
         "GATEWAY_SECRET": "test-gateway-secret",
     }
     saved = {k: os.environ.get(k) for k in env}

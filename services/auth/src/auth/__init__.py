@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from flask import Flask
-from gateway_common.config import Settings
+from gateway_common.config import Settings, env_int
 from gateway_common.db import Database
 from gateway_common.http import add_health_route, create_base_app
 
@@ -11,11 +11,16 @@ from gateway_common.http import add_health_route, create_base_app
 def create_app(settings: Settings | None = None) -> Flask:
     """Create the auth service's Flask app."""
     from auth.api import blp, internal
+    from auth.models import LoginThrottle
 
     settings = settings or Settings.from_env("auth")
     app, api = create_base_app(settings, title="Gateway auth service")
     db = Database(settings.service_database_url, maxconn=settings.db_pool_max, application_name="auth")
     app.extensions["db"] = db
+    app.extensions["login_throttle"] = LoginThrottle(
+        max_failures=max(env_int("LOGIN_MAX_FAILURES", 10), 1),
+        window_seconds=max(env_int("LOGIN_FAILURE_WINDOW_SECONDS", 900), 1),
+    )
     api.register_blueprint(blp)
     api.register_blueprint(internal)
     add_health_route(app, {"database": db.ping})

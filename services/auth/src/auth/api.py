@@ -6,7 +6,7 @@ from flask import Response, current_app, request
 from flask.views import MethodView
 from flask_smorest import Blueprint
 from gateway_common.errors import AuthenticationError, NotFoundError
-from gateway_common.http import MERCHANT_HEADER, merchant_id, require_gateway
+from gateway_common.http import MERCHANT_HEADER, merchant_id, require_gateway, require_test_mode
 from gateway_common.schemas import ErrorEnvelopeSchema
 from gateway_common.timeutil import iso
 
@@ -15,6 +15,18 @@ from auth.schemas import LoginRequest, LoginResponse, LogoutResponse, MerchantPr
 
 blp = Blueprint("auth", __name__, url_prefix="/api/v1", description="Dashboard sessions, merchant profile, API keys")
 internal = Blueprint("internal", __name__, url_prefix="/internal", description="Called by nginx auth_request only")
+# Every auth route, login included, answers only calls that came through the gateway; checked
+# before the body is parsed, so a direct caller learns nothing but "no".
+blp.before_request(require_gateway)
+internal.before_request(require_gateway)
+
+
+@internal.after_request
+def _vary_on_credentials(response: Response) -> Response:
+    # nginx caches verdicts under the API key alone and tells secrets and tokens apart by this
+    # header, so that no secret is written into its cache files (see the nginx template).
+    response.headers["Vary"] = "X-Api-Secret, Authorization"
+    return response
 
 
 def _db():
@@ -52,9 +64,10 @@ class Login(MethodView):
     @blp.arguments(LoginRequest)
     @blp.response(200, LoginResponse)
     @blp.alt_response(401, schema=ErrorEnvelopeSchema, description="Wrong email or password")
+    @blp.alt_response(429, schema=ErrorEnvelopeSchema, description="Too many failed logins for this account (Retry-After)")
     def post(self, body: dict) -> dict:
         """Log in to the dashboard with email and password."""
-        session = service.login(_db(), body["email"], body["password"])
+        session = service.login(_db(), body["email"], body["password"], current_app.extensions["login_throttle"])
         return {
             "token": session.token,
             "merchant": {"id": session.merchant.id, "name": session.merchant.name, "email": session.merchant.email},
@@ -95,8 +108,10 @@ class RotateKeys(MethodView):
 @blp.route("/test/merchant")
 class TestMerchantView(MethodView):
     @blp.response(200, TestMerchant)
+    @blp.alt_response(404, schema=ErrorEnvelopeSchema, description="Not in test mode")
     def get(self) -> dict:
         """Return the seeded test merchant."""
+        require_test_mode()
         try:
             merchant, _, _ = service.get_merchant(_db(), models.TEST_MERCHANT_ID)
         except AuthenticationError as exc:

@@ -34,3 +34,21 @@ class Session:
     merchant: Merchant
     token: str
     expires_at: datetime
+
+
+@dataclass(frozen=True)
+class LoginThrottle:
+    """How many failed logins one account may have per window (``LOGIN_MAX_FAILURES`` per ``LOGIN_FAILURE_WINDOW_SECONDS``)."""
+
+    max_failures: int = 10
+    window_seconds: int = 900
+
+
+@dataclass(frozen=True)
+class LoginAttempt:
+    """One counted login attempt: the account's failures so far in its window, this one included."""
+
+    account_key: str
+    window_start: datetime
+    failures: int
+    retry_after_seconds: float

@@ -6,7 +6,7 @@ from datetime import datetime
 
 from gateway_common.db import Transaction
 
-from auth.models import ApiKey, Merchant
+from auth.models import ApiKey, LoginAttempt, Merchant
 
 _MERCHANT_COLUMNS = "id::text AS id, name, email, created_at"
 
@@ -111,3 +111,35 @@ def session_merchant(tx: Transaction, token_hash: str) -> str | None:
 def revoke_session(tx: Transaction, token_hash: str) -> None:
     """Revoke a session."""
     tx.cursor.execute("UPDATE auth.sessions SET revoked_at = now() WHERE token_hash = %s", (token_hash,))
+
+
+def count_login_attempt(tx: Transaction, account_key: str, window_seconds: int) -> LoginAttempt:
+    """Count one login attempt for an account, opening a new window when the last one is over."""
+    tx.cursor.execute(
+        "INSERT INTO auth.login_failures AS f (account_key, window_start, failures) VALUES (%(key)s, now(), 1) "
+        "ON CONFLICT (account_key) DO UPDATE SET "
+        "failures = CASE WHEN f.window_start <= now() - make_interval(secs => %(window)s) THEN 1 ELSE f.failures + 1 END, "
+        "window_start = CASE WHEN f.window_start <= now() - make_interval(secs => %(window)s) "
+        "THEN now() ELSE f.window_start END "
+        "RETURNING account_key, window_start, failures, "
+        "EXTRACT(EPOCH FROM (window_start + make_interval(secs => %(window)s) - now()))::float8 AS retry_after_seconds",
+        {"key": account_key, "window": window_seconds},
+    )
+    return LoginAttempt(**tx.cursor.fetchone())
+
+
+def uncount_login_attempt(tx: Transaction, attempt: LoginAttempt) -> None:
+    """Take back one counted attempt (a success), leaving every other attempt of its window counted."""
+    tx.cursor.execute(
+        "UPDATE auth.login_failures SET failures = failures - 1 "
+        "WHERE account_key = %s AND window_start = %s AND failures > 0",
+        (attempt.account_key, attempt.window_start),
+    )
+
+
+def prune_login_failures(tx: Transaction, window_seconds: int) -> int:
+    """Delete the counters whose window is over; return how many."""
+    tx.cursor.execute(
+        "DELETE FROM auth.login_failures WHERE window_start <= now() - make_interval(secs => %s)", (window_seconds,)
+    )
+    return tx.cursor.rowcount

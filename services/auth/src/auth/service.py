@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+import logging
+import math
 import secrets
 import uuid
 from datetime import UTC, datetime, timedelta
 
 from gateway_common.db import Database
-from gateway_common.errors import AuthenticationError, BadRequestError
+from gateway_common.errors import AuthenticationError, BadRequestError, RateLimitError
 
 from auth import models, repository
 from auth.hashing import DUMMY_PASSWORD_HASH, check_password, check_secret, hash_password, hash_secret
-from auth.models import Merchant, Session
+from auth.models import LoginThrottle, Merchant, Session
 
+log = logging.getLogger("auth.service")
 SESSION_TTL = timedelta(hours=12)
 INVALID = "Invalid API key or secret"
 
@@ -41,17 +44,35 @@ def verify_session(db: Database, token: str) -> str:
     return merchant_id
 
 
-def login(db: Database, email: str, password: str) -> Session:
-    """Check email and password and open a dashboard session."""
+def login(db: Database, email: str, password: str, throttle: LoginThrottle | None = None) -> Session:
+    """Check email and password and open a dashboard session, at most ``max_failures`` failures per account and window."""
+    throttle = throttle or LoginThrottle()
     with db.transaction() as tx:
         found = repository.get_merchant_login(tx, email)
+        # Keyed by the account the database matched (so no spelling of the email escapes the
+        # count), else by the email itself: unknown emails are counted and refused alike.
+        account_key = f"merchant:{found[0].id}" if found else f"email:{hash_secret(email.lower())}"
+        # Counted before the password is checked, so concurrent guesses cannot all slip in
+        # under the limit; a success takes back only its own count.
+        attempt = repository.count_login_attempt(tx, account_key, throttle.window_seconds)
+        if secrets.randbelow(100) == 0:
+            repository.prune_login_failures(tx, throttle.window_seconds)
+    if attempt.failures > throttle.max_failures:
+        retry_after = max(1, math.ceil(attempt.retry_after_seconds))
+        log.warning("login refused: %d attempts for one account in its window; retry after %d s", attempt.failures, retry_after)
+        raise RateLimitError(
+            f"Too many failed logins for this account; retry after {retry_after} seconds",
+            headers={"Retry-After": str(retry_after)},
+        )
     stored = found[1] if found else DUMMY_PASSWORD_HASH
     if not check_password(password, stored) or found is None:
+        log.info("login refused: wrong email or password (%d of %d attempts in the window)", attempt.failures, throttle.max_failures)
         raise AuthenticationError("Invalid email or password")
     merchant = found[0]
     token = "sess_" + secrets.token_urlsafe(32)
     expires_at = datetime.now(UTC) + SESSION_TTL
     with db.transaction() as tx:
+        repository.uncount_login_attempt(tx, attempt)
         repository.insert_session(tx, hash_secret(token), merchant.id, expires_at)
     return Session(merchant=merchant, token=token, expires_at=expires_at)
 

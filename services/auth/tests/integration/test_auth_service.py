@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
+import uuid
+
 import psycopg2
 import pytest
 from auth import create_app, service
@@ -67,7 +70,7 @@ def test_verify_refuses_callers_without_the_gateway_secret(app):
 
 def test_login_session_verify_and_logout(app):
     client = app.test_client()
-    login = client.post("/api/v1/auth/login", json={"email": "TEST@example.com", "password": "password123"})
+    login = client.post("/api/v1/auth/login", json={"email": "TEST@example.com", "password": "password123"}, headers=GATEWAY)
     assert login.status_code == 200
     token = login.json["token"]
     verified = client.get("/internal/verify", headers={**GATEWAY, "Authorization": f"Bearer {token}"})
@@ -81,8 +84,8 @@ def test_login_session_verify_and_logout(app):
 
 def test_wrong_email_and_wrong_password_answer_alike(app):
     client = app.test_client()
-    a = client.post("/api/v1/auth/login", json={"email": "test@example.com", "password": "nope"})
-    b = client.post("/api/v1/auth/login", json={"email": "ghost@example.com", "password": "password123"})
+    a = client.post("/api/v1/auth/login", json={"email": "test@example.com", "password": "nope"}, headers=GATEWAY)
+    b = client.post("/api/v1/auth/login", json={"email": "ghost@example.com", "password": "password123"}, headers=GATEWAY)
     assert a.status_code == b.status_code == 401
     assert a.json == b.json
 
@@ -104,3 +107,89 @@ def test_created_merchants_are_isolated_and_keys_rotate(app, db):
     assert profile.json["api_key"] == new_key
     assert new_secret not in profile.get_data(as_text=True)
     assert profile.json["api_secret_hint"].endswith(new_secret[-4:])
+
+
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [
+        ("post", "/api/v1/auth/login"),
+        ("post", "/api/v1/auth/logout"),
+        ("get", "/api/v1/merchant"),
+        ("post", "/api/v1/merchant/rotate-keys"),
+        ("get", "/api/v1/test/merchant"),
+        ("get", "/internal/verify"),
+    ],
+)
+def test_every_auth_route_refuses_callers_without_the_gateway_secret(app, method, path):
+    client = app.test_client()
+    for headers in ({}, {"X-Gateway-Secret": "wrong"}):
+        response = getattr(client, method)(
+            path,
+            json={"email": "test@example.com", "password": "password123"},
+            headers={**headers, "X-Merchant-Id": TEST_MERCHANT_ID, "X-Api-Key": TEST_API_KEY, "X-Api-Secret": TEST_API_SECRET},
+        )
+        assert response.status_code == 401, (path, response.json)
+        assert response.json["error"]["code"] == "AUTHENTICATION_ERROR"
+        assert "token" not in response.json
+
+
+def test_test_merchant_is_not_found_outside_test_mode(app, service_env):
+    assert app.test_client().get("/api/v1/test/merchant", headers=GATEWAY).status_code == 200
+    strict = create_app(dataclasses.replace(Settings.from_env("auth"), test_mode=False, db_pool_max=1))
+    response = strict.test_client().get("/api/v1/test/merchant", headers=GATEWAY)
+    assert response.status_code == 404
+    assert response.json["error"]["code"] == "NOT_FOUND_ERROR"
+
+
+def _login(client, email: str, password: str):
+    return client.post("/api/v1/auth/login", json={"email": email, "password": password}, headers=GATEWAY)
+
+
+@pytest.fixture
+def account(db) -> str:
+    email = f"throttle-{uuid.uuid4().hex[:10]}@example.com"
+    service.create_merchant(db, "Throttled", email, "rightpassword")
+    return email
+
+
+def test_ten_failures_for_one_account_throttle_even_the_right_password(app, account):
+    client = app.test_client()
+    for _ in range(10):
+        assert _login(client, account, "wrongpassword").status_code == 401
+    # Another spelling of the same account is the same account.
+    throttled = _login(client, account.upper(), "rightpassword")
+    assert throttled.status_code == 429
+    assert throttled.json["error"]["code"] == "RATE_LIMIT_ERROR"
+    assert 1 <= int(throttled.headers["Retry-After"]) <= 900
+    assert "token" not in throttled.json
+    # Other accounts are not affected.
+    assert _login(client, "test@example.com", "password123").status_code == 200
+
+
+def test_unknown_emails_are_throttled_the_same_way(app):
+    client = app.test_client()
+    ghost = f"ghost-{uuid.uuid4().hex[:10]}@example.com"
+    answers = [_login(client, ghost, "whatever1") for _ in range(11)]
+    assert [a.status_code for a in answers] == [401] * 10 + [429]
+    assert answers[-1].json["error"]["code"] == "RATE_LIMIT_ERROR"
+    assert "Retry-After" in answers[-1].headers
+
+
+def test_a_success_takes_back_only_its_own_attempt(app, account):
+    client = app.test_client()
+    for _ in range(9):
+        assert _login(client, account, "wrongpassword").status_code == 401
+    assert _login(client, account, "rightpassword").status_code == 200
+    # The nine failures still count: one more failure uses up the window's ten.
+    assert _login(client, account, "wrongpassword").status_code == 401
+    assert _login(client, account, "rightpassword").status_code == 429
+
+
+def test_the_window_ends(app, db, account):
+    client = app.test_client()
+    for _ in range(11):
+        _login(client, account, "wrongpassword")
+    assert _login(client, account, "rightpassword").status_code == 429
+    with db.transaction() as tx:
+        tx.cursor.execute("UPDATE auth.login_failures SET window_start = now() - interval '16 minutes'")
+    assert _login(client, account, "rightpassword").status_code == 200

@@ -15,7 +15,7 @@ from flask.views import MethodView
 from flask_smorest import Blueprint
 from gateway_common.db import Database
 from gateway_common.errors import AuthenticationError
-from gateway_common.http import merchant_id, note_unavailable
+from gateway_common.http import merchant_id, note_unavailable, require_test_mode
 from gateway_common.idempotency import idempotent
 from gateway_common.schemas import ErrorEnvelopeSchema, PageQuerySchema
 from gateway_common.workers import alive_workers
@@ -253,6 +253,7 @@ class JobsStatus(MethodView):
     @public.alt_response(200, schema=JobsStatusSchema, success=True)
     def get(self) -> dict:
         """Count payments by processing state and report whether the payments worker is alive."""
+        require_test_mode()
         body: dict[str, Any] = service.job_counts(_db())
         try:
             body["worker_status"] = _workers()["payments"]

@@ -387,3 +387,15 @@ def test_jobs_status_and_health(client):
     assert health.status_code == 200
     assert health.get_json()["database"] == "connected" and health.get_json()["redis"] == "connected"
     assert set(health.get_json()["workers"]) == {"payments", "refunds", "webhooks"}
+
+
+def test_jobs_status_is_not_found_outside_test_mode(service_env):
+    from dataclasses import replace
+
+    from gateway_common.config import Settings
+    from payments import create_app
+
+    app = create_app(replace(Settings.from_env("payments"), test_mode=False, db_pool_max=2))
+    response = app.test_client().get("/api/v1/test/jobs/status")
+    assert response.status_code == 404
+    assert response.get_json()["error"]["code"] == "NOT_FOUND_ERROR"

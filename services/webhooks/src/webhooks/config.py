@@ -27,7 +27,9 @@ class WebhookConfig:
     def from_settings(cls, settings: Settings) -> WebhookConfig:
         """Read the webhooks settings (``WEBHOOK_ALLOW_PRIVATE``, ``WEBHOOK_LEASE_SECONDS``)."""
         return cls(
-            allow_private=settings.test_mode or env_bool("WEBHOOK_ALLOW_PRIVATE", False),
+            # Only an explicit setting opens loopback/private destinations; TEST_MODE alone does
+            # not, so a deployment that runs in test mode still cannot be aimed at internal hosts.
+            allow_private=env_bool("WEBHOOK_ALLOW_PRIVATE", False),
             intervals=TEST_RETRY_INTERVALS if settings.webhook_retry_intervals_test else RETRY_INTERVALS,
             # An attempt holds its lease for the HTTP timeout plus margin; a killed worker's
             # claim comes back to the sweeper when the lease runs out.

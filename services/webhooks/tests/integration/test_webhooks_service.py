@@ -532,3 +532,51 @@ def test_a_task_that_outruns_the_claiming_commit_still_delivers(app, harness, db
         thread.join(15)
     assert outcomes == ["success"]
     assert len(server.state.requests) == 1
+
+
+# --- SSRF in test mode: only WEBHOOK_ALLOW_PRIVATE opens private destinations -------------
+
+
+def test_test_mode_alone_does_not_open_private_destinations(service_env, db, merchant, receivers, monkeypatch):
+    monkeypatch.setenv("TEST_MODE", "true")
+    monkeypatch.delenv("WEBHOOK_ALLOW_PRIVATE", raising=False)
+    settings = Settings.from_env("webhooks")
+    assert settings.test_mode is True
+    app = create_app(settings)
+    cfg: WebhookConfig = app.extensions["webhook_config"]
+    assert cfg.allow_private is False
+    server = receivers("whsec_unused")
+    url = url_of(server)
+    refused = app.test_client().put("/api/v1/webhooks/config", json={"webhook_url": url}, headers=headers_for(merchant))
+    assert refused.status_code == 400
+    assert refused.json["error"]["code"] == "BAD_REQUEST_ERROR"
+    # A loopback URL already stored (say, before the setting changed) is refused at delivery time too.
+    with db.transaction() as tx:
+        tx.cursor.execute(
+            "INSERT INTO webhooks.endpoints (id, merchant_id, url, secret) VALUES ('we_T3stM0deOnly0001', %s, %s, 'whsec_x') "
+            "ON CONFLICT (merchant_id) DO UPDATE SET url = EXCLUDED.url",
+            (merchant, url),
+        )
+    claims: list[Claim] = []
+    (delivery_id,) = service.handle_events(db, cfg, [payment_event(merchant)], claims.extend)
+    session = sender.make_session(allow_private=cfg.allow_private)
+    assert [service.deliver(db, cfg, session, c) for c in claims] == ["pending"]
+    assert log(app.test_client(), merchant, delivery_id)["last_error"] == "destination not allowed"
+    assert server.state.requests == []
+
+
+@pytest.mark.parametrize("value", ["false", "0", ""])
+def test_webhook_allow_private_false_or_unset_keeps_the_policy(service_env, monkeypatch, value):
+    monkeypatch.setenv("TEST_MODE", "true")
+    monkeypatch.setenv("WEBHOOK_ALLOW_PRIVATE", value)
+    assert WebhookConfig.from_settings(Settings.from_env("webhooks")).allow_private is False
+
+
+def test_webhook_allow_private_true_opens_loopback(service_env, merchant, monkeypatch):
+    monkeypatch.setenv("WEBHOOK_ALLOW_PRIVATE", "true")
+    app = create_app(dataclasses.replace(Settings.from_env("webhooks"), test_mode=False))
+    assert app.extensions["webhook_config"].allow_private is True
+    response = app.test_client().put(
+        "/api/v1/webhooks/config", json={"webhook_url": "http://127.0.0.1:4000/webhook"}, headers=headers_for(merchant)
+    )
+    assert response.status_code == 200
