@@ -18,6 +18,7 @@ import psycopg2.errors
 from flask import Response, make_response, request
 from psycopg2 import sql
 
+from gateway_common import jsonsafe
 from gateway_common.db import Database
 from gateway_common.errors import (
     ApiError,
@@ -25,7 +26,7 @@ from gateway_common.errors import (
     IdempotencyKeyInUseError,
     IdempotencyKeyMismatchError,
 )
-from gateway_common.http import api_error_response
+from gateway_common.http import api_error_response, invalid_json
 
 HEADER = "Idempotency-Key"
 REPLAYED_HEADER = "Idempotent-Replayed"
@@ -42,7 +43,10 @@ class _Unstored(Exception):
 def fingerprint(method: str, path: str, body: bytes) -> str:
     """Hash a request so a reused key with a different request is detected."""
     try:
-        canonical = json.dumps(json.loads(body or b"null"), sort_keys=True, separators=(",", ":")).encode()
+        canonical = json.dumps(jsonsafe.loads(body or b"null"), sort_keys=True, separators=(",", ":")).encode()
+    except jsonsafe.UnsafeJSONError as exc:
+        # Refused before the key is stored: a hostile body leaves nothing behind.
+        raise invalid_json(exc) from exc
     except ValueError:
         canonical = body
     return hashlib.sha256(method.encode() + b" " + path.encode() + b"\n" + canonical).hexdigest()
