@@ -2,6 +2,14 @@
 
 import os
 
+from gateway_common.serving import json_error_pages
+
+# gunicorn's own 400/414/500 answers in the API.md envelope, not HTML pages.
+json_error_pages()
+# nginx accepts request lines up to its 8 KiB header buffers; gunicorn's default (4094) refused
+# longer ones nginx had let through, so a long query string never reached the app's validation.
+limit_request_line = 8190
+
 bind = os.environ.get("AUTH_BIND", "127.0.0.1:8101")
 worker_class = "gthread"
 workers = int(os.environ.get("AUTH_WORKERS", "2"))

@@ -13,6 +13,14 @@ connections alive (HTTP/1.1, ``Connection ""``), so ``keepalive`` must outlast i
 import os
 import time
 
+from gateway_common.serving import json_error_pages
+
+# gunicorn's own 400/414/500 answers in the API.md envelope, not HTML pages.
+json_error_pages()
+# nginx accepts request lines up to its 8 KiB header buffers; gunicorn's default (4094) refused
+# longer ones nginx had let through, so a long query string never reached the app's validation.
+limit_request_line = 8190
+
 _host = os.environ.get("PAYMENTS_HOST", "127.0.0.1")
 _port = os.environ.get("PAYMENTS_PORT", "8102")
 bind = os.environ.get("PAYMENTS_BIND", f"{_host}:{_port}")

@@ -15,8 +15,12 @@ import flask_smorest
 import marshmallow as ma
 import redis
 from flask import Flask, Response, current_app, g, has_request_context, jsonify, request
+from flask import Request as FlaskRequest
+from flask.json.provider import DefaultJSONProvider
+from webargs.flaskparser import FlaskParser, is_json_request
 from werkzeug.exceptions import HTTPException
 
+from gateway_common import jsonsafe
 from gateway_common.config import Settings
 from gateway_common.db import UNAVAILABLE_ERRORS, describe_db_error, is_conflict, retry_on_conflict
 from gateway_common.errors import (
@@ -56,12 +60,59 @@ class GatewayFlask(Flask):
         return retry_on_conflict(super().dispatch_request)
 
 
+def invalid_json(error: ValueError | None) -> BadRequestError:
+    """Return the 400 for a request body that could not be loaded as JSON."""
+    reason = getattr(error, "reason", None)
+    log.info("request body refused: %s", reason or "not valid JSON")
+    return BadRequestError("Request body is not valid JSON" + (f": {reason}" if reason else ""))
+
+
+class SafeJSONProvider(DefaultJSONProvider):
+    """Flask's JSON provider, loading request bodies with ``jsonsafe.loads``."""
+
+    def loads(self, s: str | bytes, **kwargs: Any) -> Any:
+        """Load JSON, refusing deep nesting, huge numbers and lone surrogates with a ValueError."""
+        return jsonsafe.loads(s)
+
+
+class Request(FlaskRequest):
+    """Flask's request, whose unloadable JSON body is a 400 in the envelope that says why."""
+
+    def on_json_loading_failed(self, e: ValueError | None) -> Any:
+        """Refuse the body with the loader's reason."""
+        raise invalid_json(e)
+
+
+class Parser(FlaskParser):
+    """webargs' Flask parser, loading JSON bodies with the app's (safe) JSON provider."""
+
+    def _raw_load_json(self, req: FlaskRequest) -> Any:
+        if not is_json_request(req):
+            return ma.missing
+        return current_app.json.loads(req.get_data(cache=True))
+
+    def _handle_invalid_json_error(self, error: Exception, req: FlaskRequest, *args: Any, **kwargs: Any) -> Any:
+        raise invalid_json(error if isinstance(error, ValueError) else None)
+
+
+class Blueprint(flask_smorest.Blueprint):
+    """flask-smorest Blueprint whose request bodies are parsed by ``Parser`` (the safe loader)."""
+
+    ARGUMENTS_PARSER = Parser()
+
+
 class Api(flask_smorest.Api):
     """flask-smorest Api whose HTTP errors use the API.md envelope."""
 
     def handle_http_exception(self, error: HTTPException) -> Any:
         """Answer every werkzeug/webargs error in the envelope (422 becomes 400)."""
         return http_error_response(error)
+
+    def register_blueprint(self, blp: flask_smorest.Blueprint, **options: Any) -> None:
+        """Register a blueprint; refuse one whose bodies would bypass the safe JSON loader."""
+        if not isinstance(blp.ARGUMENTS_PARSER, Parser):
+            raise TypeError(f"blueprint {blp.name!r} must be a gateway_common.http.Blueprint")
+        super().register_blueprint(blp, **options)
 
 
 def describe_validation(messages: Any, prefix: str = "") -> str:
@@ -156,6 +207,9 @@ def create_base_app(settings: Settings, *, title: str, version: str = "1.0.0") -
     """Create a service app with request ids, JSON logs, error envelope and OpenAPI."""
     configure_logging(settings.service)
     app = GatewayFlask(settings.service)
+    # Every JSON body (get_json, webargs, the payments fast path) goes through one safe loader.
+    app.json = SafeJSONProvider(app)
+    app.request_class = Request
     app.config.update(
         API_TITLE=title,
         API_VERSION=version,

@@ -26,6 +26,7 @@ import psycopg2.errors
 from flask import Response, make_response, request
 from psycopg2 import sql
 
+from gateway_common import jsonsafe
 from gateway_common.db import Database
 from gateway_common.errors import (
     ApiError,
@@ -33,7 +34,7 @@ from gateway_common.errors import (
     IdempotencyKeyInUseError,
     IdempotencyKeyMismatchError,
 )
-from gateway_common.http import api_error_response
+from gateway_common.http import api_error_response, invalid_json
 
 log = logging.getLogger(__name__)
 
@@ -61,7 +62,10 @@ def keyed_digest(secret: str, label: str, value: bytes) -> str:
 def fingerprint(secret: str, method: str, path: str, body: bytes, canonical: Canonical | None = None) -> str:
     """Return a keyed digest of a request so a reused key with a different request is detected."""
     try:
-        parsed = json.loads(body or b"null")
+        parsed = jsonsafe.loads(body or b"null")
+    except jsonsafe.UnsafeJSONError as exc:
+        # Refused before the key is stored: a hostile body leaves nothing behind.
+        raise invalid_json(exc) from exc
     except ValueError:
         form = body
     else:

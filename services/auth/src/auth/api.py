@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from flask import Response, current_app, request
 from flask.views import MethodView
-from flask_smorest import Blueprint
 from gateway_common.errors import AuthenticationError, NotFoundError
-from gateway_common.http import MERCHANT_HEADER, merchant_id, require_gateway, require_test_mode
+from gateway_common.http import MERCHANT_HEADER, Blueprint, merchant_id, require_gateway, require_test_mode
 from gateway_common.schemas import ErrorEnvelopeSchema
 from gateway_common.timeutil import iso
 

@@ -12,10 +12,9 @@ from typing import Any
 import redis
 from flask import Response, current_app, g, jsonify, request
 from flask.views import MethodView
-from flask_smorest import Blueprint
 from gateway_common.db import Database
 from gateway_common.errors import AuthenticationError
-from gateway_common.http import merchant_id, note_unavailable, require_test_mode
+from gateway_common.http import Blueprint, merchant_id, note_unavailable, require_test_mode
 from gateway_common.idempotency import idempotent
 from gateway_common.schemas import ErrorEnvelopeSchema, PageQuerySchema
 from gateway_common.workers import alive_workers

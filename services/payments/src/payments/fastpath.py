@@ -22,6 +22,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from flask import Flask, g
+from gateway_common import jsonsafe
 from gateway_common.db import retry_on_conflict
 from gateway_common.money import CURRENCIES, MAX_AMOUNT
 
@@ -109,8 +110,8 @@ class FastPath:
         environ["wsgi.input"] = io.BytesIO(raw)
         environ["CONTENT_LENGTH"] = str(len(raw))
         try:
-            body = json.loads(raw)
-        except ValueError:
+            body = jsonsafe.loads(raw)
+        except ValueError:  # deep nesting, huge numbers, lone surrogates too: Flask refuses them
             return None
         if not isinstance(body, dict) or not body.keys() <= _UPI_FIELDS or body.get("method") != "upi":
             return None

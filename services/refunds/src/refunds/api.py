@@ -9,10 +9,9 @@ from typing import Any
 
 from flask import current_app
 from flask.views import MethodView
-from flask_smorest import Blueprint
 from gateway_common.db import Database
 from gateway_common.errors import AuthenticationError
-from gateway_common.http import merchant_id
+from gateway_common.http import Blueprint, merchant_id
 from gateway_common.idempotency import idempotent
 from gateway_common.schemas import ErrorEnvelopeSchema, PageQuerySchema
 

@@ -255,3 +255,32 @@ def test_health(client: FlaskClient) -> None:
     response = client.get("/health")
     assert response.status_code == 200
     assert response.get_json()["database"] == "connected"
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        "[" * 100_000 + "]" * 100_000,
+        '{"amount": ' + "9" * 5000 + "}",
+        '{"amount": 100, "reason": "\\ud800"}',
+        '{"amount": 100, "\\udc00": 1}',
+    ],
+    ids=["deep array", "5000-digit amount", "lone surrogate reason", "lone surrogate key"],
+)
+def test_hostile_bodies_are_a_400_envelope_and_store_nothing(client, admin, headers, make_payment, raw):
+    """Before: 500 for each (the loader's RecursionError/ValueError, PostgreSQL refusing the surrogate)."""
+    payment_id = make_payment()
+    with admin.cursor() as cur:
+        cur.execute("SELECT count(*) AS n FROM refunds.refunds WHERE payment_id = %s", (payment_id,))
+        before = cur.fetchone()["n"]
+    for extra in ({}, {"Idempotency-Key": f"hostile-{payment_id}"}):
+        response = client.post(
+            f"/api/v1/payments/{payment_id}/refunds", data=raw, content_type="application/json", headers={**headers, **extra}
+        )
+        assert response.status_code == 400, response.get_data(as_text=True)[:300]
+        assert response.get_json()["error"]["description"].startswith("Request body is not valid JSON")
+    with admin.cursor() as cur:
+        cur.execute("SELECT count(*) AS n FROM refunds.refunds WHERE payment_id = %s", (payment_id,))
+        assert cur.fetchone()["n"] == before
+        cur.execute("SELECT count(*) AS n FROM refunds.idempotency_keys WHERE key = %s", (f"hostile-{payment_id}",))
+        assert cur.fetchone()["n"] == 0

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from flask import current_app
 from flask.views import MethodView
-from flask_smorest import Blueprint
 from gateway_common.db import Database
-from gateway_common.http import merchant_id
+from gateway_common.http import Blueprint, merchant_id
 from gateway_common.schemas import ErrorEnvelopeSchema
 from gateway_common.timeutil import iso
 
