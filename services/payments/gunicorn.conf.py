@@ -1,19 +1,16 @@
 """gunicorn settings of the payments service (bind from PAYMENTS_PORT, default 127.0.0.1:8102).
 
 gthread workers: requests mostly wait on PostgreSQL (on a loaded machine, mostly for their
-commit's WAL flush), so 12 threads per process: more inserts in flight share each flush.
-POST /payments at c=64, fresh stack per configuration, alternating (2026-11-26, 2 cores):
-2x12 1684-1855 req/s in 10 runs against 2x8 1615-1729 in 10, p99 about the same (78-95 ms
-against 76-102); 2x16 1771-1841; 3x6 and 4x4 slower (1441-1613). GET /payments/{id} showed
-no difference between 2x8 and 2x12 beyond run-to-run noise (3329-4376 req/s). Each thread
-may hold one pooled connection, so the pool is at least as large as the thread count. nginx keeps upstream
-connections alive (HTTP/1.1, ``Connection ""``), so ``keepalive`` must outlast its idle time.
+commit's WAL flush), so 12 threads per process: more inserts in flight share each flush. 2x12
+beat 2x8, 3x6 and 4x4 on POST /payments and matched them on GET (figures: bench/RESULTS.md,
+History). Each thread may hold one pooled connection, so the pool is at least as large as the
+thread count. nginx keeps upstream connections alive (HTTP/1.1, ``Connection ""``), so
+``keepalive`` must outlast its idle time.
 """
 
 import os
-import time
 
-from gateway_common.serving import json_error_pages
+from gateway_common.serving import cached_date_header, json_error_pages
 
 # gunicorn's own 400/414/500 answers in the API.md envelope, not HTML pages.
 json_error_pages()
@@ -36,7 +33,8 @@ backlog = 2048
 worker_connections = 1000
 accesslog = None
 # Only the gateway (nginx) reaches this service. Trusting any peer's X-Forwarded-Proto skips
-# parsing the peer's address against an allow list on every request (4% of a GET's CPU);
+# parsing the peer's address against an allow list on every request (a measurable share of a
+# GET's CPU: bench/RESULTS.md, History);
 # gunicorn uses it for wsgi.url_scheme only, and nginx always sets it.
 forwarded_allow_ips = os.environ.get("PAYMENTS_FORWARDED_ALLOW_IPS", "*")
 
@@ -46,28 +44,15 @@ if int(os.environ.get("DB_POOL_MAX", "0") or 0) < threads:
 
 
 def post_fork(server, worker):  # gunicorn hook signature
-    """Format the Date header once per second instead of once per response (email.utils is slow)."""
-    from gunicorn import util
-
-    formatted = util.http_date
-
-    def http_date(timestamp=None, _cache=[None, ""]):  # noqa: B006 - per-process cache
-        if timestamp is not None:
-            return formatted(timestamp)
-        now = int(time.time())
-        if _cache[0] != now:
-            _cache[1] = formatted(now)
-            _cache[0] = now
-        return _cache[1]
-
-    util.http_date = http_date
+    """Format the Date header once per second instead of once per response."""
+    cached_date_header()
 
 
 def post_worker_init(worker):  # gunicorn hook signature
     """Move everything the loaded app holds to the GC's permanent generation.
 
-    The app's ~60k long-lived objects (Flask, marshmallow, apispec, psycopg2) otherwise make
-    every full collection walk them all: about 20 ms with all threads of the process stopped.
+    The app's long-lived objects (Flask, marshmallow, apispec, psycopg2) otherwise make every
+    full collection walk them all with all threads of the process stopped (bench/RESULTS.md, History).
     """
     import gc
 

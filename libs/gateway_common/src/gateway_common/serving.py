@@ -1,18 +1,23 @@
-"""gunicorn settings shared by the API services: its own error answers in the API.md envelope."""
+"""Patches of gunicorn shared by the API services: its own error answers in the envelope, a cached Date header."""
 
 from __future__ import annotations
 
 import json
 import socket
+import time
 
 from gateway_common.errors import error_body
+from gateway_common.patches import require_checked
 
 # gunicorn answers some requests before the app sees them (a request line over
 # limit_request_line: 414; a header value with a control character: 400; an app that raised
 # past the WSGI callable: 500) with a small HTML page that nginx passes through unchanged.
-# Patched: gunicorn.util.write_error, called by Worker.handle_error
-# (https://github.com/benoitc/gunicorn/blob/master/gunicorn/workers/base.py, handle_error).
-PATCHED_GUNICORN = ("23.", "24.", "25.", "26.", "27.")
+# Patched: gunicorn.util.write_error, called by Worker.handle_error, and gunicorn.util.http_date,
+# called for every response's Date header, as read in the versions below:
+# https://github.com/benoitc/gunicorn/blob/27.0.1/gunicorn/util.py and
+# https://github.com/benoitc/gunicorn/blob/27.0.1/gunicorn/workers/base.py (handle_error).
+GUNICORN_CHECKED = ("27.0.1",)
+_GUNICORN_SOURCE = "https://github.com/benoitc/gunicorn/blob/27.0.1/gunicorn/util.py"
 
 _CODES = {414: "BAD_REQUEST_ERROR", 431: "BAD_REQUEST_ERROR", 500: "SERVER_ERROR", 501: "BAD_REQUEST_ERROR"}
 _DESCRIPTIONS = {
@@ -39,14 +44,35 @@ def error_response(status: int, reason: str) -> bytes:
 
 def json_error_pages() -> None:
     """Make gunicorn's own error answers JSON in the API.md envelope (call from gunicorn.conf.py)."""
-    import gunicorn
     from gunicorn import util
 
-    if not gunicorn.__version__.startswith(PATCHED_GUNICORN):
-        raise RuntimeError(f"gunicorn {gunicorn.__version__}: check util.write_error before patching it")
+    require_checked("gunicorn", GUNICORN_CHECKED, "gunicorn.util.write_error", _GUNICORN_SOURCE)
 
     def write_error(sock: socket.socket, status_int: int, reason: str, mesg: str) -> None:
         # mesg is gunicorn's detail (it may quote the request); it is logged by gunicorn, not sent.
         util.write_nonblock(sock, error_response(status_int, reason))
 
     util.write_error = write_error
+
+
+def cached_date_header() -> None:
+    """Format the Date header once per second instead of once per response (call in ``post_fork``).
+
+    gunicorn formats it with ``email.utils.formatdate`` on every response, a visible share of a
+    small response's CPU; the text only changes once a second.
+    """
+    from gunicorn import util
+
+    require_checked("gunicorn", GUNICORN_CHECKED, "gunicorn.util.http_date", _GUNICORN_SOURCE)
+    formatted = util.http_date
+
+    def http_date(timestamp: float | None = None, _cache: list = [None, ""]) -> str:  # noqa: B006 - per-process cache
+        if timestamp is not None:
+            return formatted(timestamp)
+        now = int(time.time())
+        if _cache[0] != now:
+            _cache[1] = formatted(now)
+            _cache[0] = now
+        return _cache[1]
+
+    util.http_date = http_date

@@ -14,10 +14,19 @@ from celery import Celery, bootsteps
 from gateway_common.config import Settings
 from gateway_common.logs import configure_logging
 from gateway_common.loops import Loop, LoopRunner
+from gateway_common.patches import require_checked
 
 HEARTBEAT_TTL = 15
 log = logging.getLogger(__name__)
 _patched = False
+
+
+# kombu.transport.redis.QoS.restore_unacked, as read in the versions below:
+# https://github.com/celery/kombu/blob/v5.7.0/kombu/transport/redis.py (class QoS).
+# No upstream fix is known; the closest upstream report of a worker dying in this restore
+# path when Redis drops the connection is https://github.com/celery/celery/issues/10205.
+KOMBU_CHECKED = ("5.7.0",)
+_KOMBU_SOURCE = "https://github.com/celery/kombu/blob/v5.7.0/kombu/transport/redis.py"
 
 
 def _survive_restore_on_dead_connection() -> None:
@@ -30,6 +39,8 @@ def _survive_restore_on_dead_connection() -> None:
     visibility timeout brings them back, and every task here is re-dispatched from PostgreSQL.
     """
     global _patched
+    # Checked on every start, before the early return, so no process runs on an unread kombu.
+    require_checked("kombu", KOMBU_CHECKED, "kombu.transport.redis.QoS.restore_unacked", _KOMBU_SOURCE)
     if _patched:
         return
     from kombu.transport import redis as kombu_redis

@@ -20,12 +20,6 @@ class RefundStatus(StrEnum):
     PROCESSED = "processed"
 
 
-TRANSITIONS: dict[RefundStatus, frozenset[RefundStatus]] = {
-    RefundStatus.PENDING: frozenset({RefundStatus.PROCESSED}),
-    RefundStatus.PROCESSED: frozenset(),
-}
-
-
 @dataclass(frozen=True)
 class Refund:
     id: str
@@ -61,11 +55,6 @@ class Balance:
     def available(self) -> int:
         """Return what may still be refunded."""
         return self.amount - self.refunded_total
-
-
-def can_transition(current: RefundStatus, target: RefundStatus) -> bool:
-    """Tell whether a refund may move from ``current`` to ``target``."""
-    return target in TRANSITIONS[current]
 
 
 def mark_processed(refund: Refund, at: datetime) -> Refund:

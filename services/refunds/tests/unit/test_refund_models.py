@@ -23,12 +23,6 @@ def _payment(status: str) -> Payment:
     return Payment("pay_" + "b" * 16, "m", 10_000, "INR", status)
 
 
-def test_pending_moves_only_to_processed() -> None:
-    assert models.can_transition(RefundStatus.PENDING, RefundStatus.PROCESSED)
-    assert not models.can_transition(RefundStatus.PROCESSED, RefundStatus.PENDING)
-    assert not models.can_transition(RefundStatus.PENDING, RefundStatus.PENDING)
-
-
 def test_mark_processed_sets_status_and_time_once() -> None:
     done = models.mark_processed(_refund(), AT)
     assert done.status is RefundStatus.PROCESSED

@@ -42,16 +42,6 @@ def insert_endpoint(tx: Transaction, endpoint_id: str, merchant_id: str, secret:
     )
 
 
-def lock_endpoint(tx: Transaction, merchant_id: str) -> Endpoint | None:
-    """Load a merchant's endpoint for update."""
-    tx.cursor.execute(
-        f"SELECT {_ENDPOINT_COLUMNS} FROM webhooks.endpoints WHERE merchant_id = %s FOR UPDATE",  # noqa: S608
-        (merchant_id,),
-    )
-    row = tx.cursor.fetchone()
-    return Endpoint(**row) if row else None
-
-
 def set_endpoint_url(tx: Transaction, merchant_id: str, url: str | None) -> Endpoint:
     """Change the URL of a merchant's endpoint."""
     tx.cursor.execute(
@@ -82,27 +72,6 @@ def endpoints_with_url(tx: Transaction, merchant_ids: list[str]) -> dict[str, En
     return {row["merchant_id"]: Endpoint(**row) for row in tx.cursor.fetchall()}
 
 
-def insert_delivery(
-    tx: Transaction,
-    delivery_id: str,
-    endpoint: Endpoint,
-    event_id: str,
-    event_type: str,
-    payment_id: str | None,
-    body: bytes,
-) -> str | None:
-    """Insert a due delivery unless this event already has one for the endpoint; return its id."""
-    tx.cursor.execute(
-        "INSERT INTO webhooks.deliveries "
-        "(id, merchant_id, endpoint_id, event_id, event_type, payment_id, body, url, next_retry_at) "
-        "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, now()) "
-        "ON CONFLICT (event_id, endpoint_id) DO NOTHING RETURNING id",
-        (delivery_id, endpoint.merchant_id, endpoint.id, event_id, event_type, payment_id, body, endpoint.url),
-    )
-    row = tx.cursor.fetchone()
-    return row["id"] if row else None
-
-
 def claim_due(tx: Transaction, limit: int, lease_seconds: float, ids: list[str] | None = None) -> list[Claim]:
     """Lease due deliveries nobody holds (skipping rows locked by others); return the claims."""
     tx.cursor.execute(
@@ -118,69 +87,6 @@ def claim_due(tx: Transaction, limit: int, lease_seconds: float, ids: list[str] 
         {"ids": ids, "limit": limit, "lease": lease_seconds},
     )
     return [Claim(row["id"], row["lease_token"], row["merchant_id"]) for row in tx.cursor.fetchall()]
-
-
-def start_attempt(tx: Transaction, claim: Claim, new_token: str, lease_seconds: float) -> Job | None:
-    """Take over a claim for one attempt; None if the claim is stale.
-
-    The task may arrive before the claiming transaction commits: ``FOR UPDATE`` waits for
-    it and then reads the committed row, where a plain ``UPDATE ... WHERE lease_token``
-    would judge the old version and skip the row.
-    """
-    tx.cursor.execute(
-        "SELECT d.id, d.event_id, d.body, d.attempts, d.status, d.lease_token, e.url, e.secret "
-        "FROM webhooks.deliveries d JOIN webhooks.endpoints e ON e.id = d.endpoint_id "
-        "WHERE d.id = %s FOR UPDATE OF d",
-        (claim.delivery_id,),
-    )
-    row = tx.cursor.fetchone()
-    if row is None or row["status"] != "pending" or row["lease_token"] != claim.lease_token:
-        return None
-    tx.cursor.execute(
-        "UPDATE webhooks.deliveries SET lease_token = %s, lease_until = now() + %s::float8 * interval '1 second' "
-        "WHERE id = %s",
-        (new_token, lease_seconds, claim.delivery_id),
-    )
-    return Job(
-        delivery_id=row["id"],
-        event_id=row["event_id"],
-        body=bytes(row["body"]),
-        attempts=row["attempts"],
-        url=row["url"],
-        secret=row["secret"],
-        lease_token=new_token,
-    )
-
-
-def record_attempt(
-    tx: Transaction,
-    job: Job,
-    *,
-    status: str,
-    next_retry_in: float | None,
-    response_code: int | None,
-    response_body: str | None,
-    error: str | None,
-) -> bool:
-    """Store an attempt's outcome and the next due time; False if the lease was lost meanwhile."""
-    tx.cursor.execute(
-        "UPDATE webhooks.deliveries SET attempts = attempts + 1, last_attempt_at = now(),"
-        "  status = %(status)s, next_retry_at = now() + %(wait)s::float8 * interval '1 second',"
-        "  response_code = %(code)s, response_body = %(body)s, last_error = %(error)s,"
-        "  url = coalesce(%(url)s, url), lease_token = NULL, lease_until = NULL, updated_at = now() "
-        "WHERE id = %(id)s AND lease_token = %(token)s",
-        {
-            "status": status,
-            "wait": next_retry_in,
-            "code": response_code,
-            "body": response_body,
-            "error": error,
-            "url": job.url,
-            "id": job.delivery_id,
-            "token": job.lease_token,
-        },
-    )
-    return tx.cursor.rowcount == 1
 
 
 def insert_deliveries(tx: Transaction, rows: list[tuple]) -> list[str]:
@@ -219,7 +125,12 @@ def record_received(tx: Transaction, event_ids: list[str]) -> None:
 
 
 def start_attempts(tx: Transaction, claims: list[Claim], new_token: str, lease_seconds: float) -> list[Job]:
-    """Take over many claims at once (see ``start_attempt``); stale claims are left out."""
+    """Take over claims for their attempts under a new lease token; stale claims are left out.
+
+    The task may arrive before the claiming transaction commits: ``FOR UPDATE`` waits for
+    it and then reads the committed rows, where a plain ``UPDATE ... WHERE lease_token``
+    would judge the old versions and skip them.
+    """
     tokens = {claim.delivery_id: claim.lease_token for claim in claims}
     tx.cursor.execute(
         "SELECT d.id, d.event_id, d.body, d.attempts, d.status, d.lease_token, e.url, e.secret "
@@ -253,7 +164,11 @@ def start_attempts(tx: Transaction, claims: list[Claim], new_token: str, lease_s
 
 
 def record_attempts(tx: Transaction, outcomes: list[dict]) -> list[str]:
-    """Store many attempts' outcomes in one statement (keys as ``record_attempt``); return the ids recorded."""
+    """Store attempts' outcomes and next due times in one statement; return the ids whose lease still held.
+
+    Each outcome has ``id``, ``token`` (the attempt's lease), ``status``, ``wait`` (seconds to the
+    next attempt, None when final), ``code``, ``body``, ``error`` and ``url`` (None keeps the stored one).
+    """
     if not outcomes:
         return []
     values = [

@@ -23,7 +23,6 @@ from webhooks.models import (
     AttemptResult,
     Claim,
     Delivery,
-    DeliveryStatus,
     Endpoint,
     Job,
     after_attempt,
@@ -202,30 +201,6 @@ def record_attempts(db: Database, cfg: WebhookConfig, results: list[tuple[Job, A
     return {row["id"]: row["status"] for row in rows if row["id"] in recorded}
 
 
-def deliver(db: Database, cfg: WebhookConfig, session: object, claim: Claim) -> DeliveryStatus | None:
-    """Make one attempt of a claimed delivery and schedule the next; None if the claim is stale."""
-    with db.transaction() as tx:
-        job = repository.start_attempt(tx, claim, uuid.uuid4().hex, cfg.lease_seconds)
-    if job is None:
-        return None
-    result = attempt(session, job)
-    outcome = after_attempt(job.attempts + 1, result.ok, cfg.intervals)
-    with db.transaction() as tx:
-        recorded = repository.record_attempt(
-            tx,
-            job,
-            status=outcome.status,
-            next_retry_in=outcome.next_retry_in,
-            response_code=result.response_code,
-            response_body=result.response_body,
-            error=result.error,
-        )
-    if not recorded:
-        log.info("delivery %s was reset during its attempt; outcome not recorded", job.delivery_id)
-        return None
-    return outcome.status
-
-
 def send_test_webhook(db: Database, cfg: WebhookConfig, merchant_id: str, dispatch: Dispatch) -> Delivery:
     """Queue a ``webhook.test`` delivery to the merchant's URL."""
     with db.transaction() as tx:
@@ -233,8 +208,8 @@ def send_test_webhook(db: Database, cfg: WebhookConfig, merchant_id: str, dispat
         if endpoint.url is None:
             raise WebhookUrlNotConfiguredError()
         event = make_event(TEST_EVENT, merchant_id, {"message": "This is a test webhook from the payment gateway"})
-        delivery_id = repository.insert_delivery(
-            tx, new_id("whlog_"), endpoint, event["id"], TEST_EVENT, None, webhook_body(event)
+        (delivery_id,) = repository.insert_deliveries(
+            tx, [(new_id("whlog_"), endpoint, event["id"], TEST_EVENT, None, webhook_body(event))]
         )
         delivery = repository.get_delivery(tx, merchant_id, delivery_id)
     nudge(db, cfg, dispatch, [delivery_id])

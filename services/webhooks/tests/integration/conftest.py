@@ -1,4 +1,4 @@
-"""Fixtures for the webhooks integration tests: the app on a throwaway DB, receivers, in-process delivery."""
+"""Fixtures for the webhooks integration tests: the app on a throwaway DB, receivers, the worker's delivery engine."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from gateway_common.config import Settings
 from gateway_common.db import Database
 from webhooks import create_app, sender, service
 from webhooks.config import WebhookConfig
+from webhooks.engine import DeliveryEngine
 from webhooks.models import Claim
 
 ROOT = Path(__file__).resolve().parents[4]
@@ -34,7 +35,7 @@ receiver_module = _load_receiver()
 
 @dataclass
 class Collector:
-    """A dispatcher that keeps claims so a test can deliver them in-process."""
+    """A dispatcher that keeps claims so a test decides when the engine gets them."""
 
     claims: list[Claim] = field(default_factory=list)
 
@@ -49,16 +50,27 @@ class Collector:
 
 @dataclass
 class Harness:
-    """In-process delivery: a collecting dispatcher, the DB, the config and a shared session."""
+    """Delivery as the worker does it: claims go to a real ``DeliveryEngine``, the one production path."""
 
     db: Database
     cfg: WebhookConfig
     collector: Collector
-    session: object
+    engine: DeliveryEngine
 
-    def deliver_collected(self) -> list:
-        """Attempt every collected claim once."""
-        return [service.deliver(self.db, self.cfg, self.session, c) for c in self.collector.take()]
+    def deliver(self, claims: list[Claim]) -> list[str | None]:
+        """Hand claims to the engine and wait for their outcomes; each delivery's status, None if not attempted."""
+        before = self._attempts(claims)
+        self.engine.submit(claims)
+        assert self.engine.drain(timeout=20), "the engine did not record every outcome within 20 s"
+        after = self._rows(claims)
+        return [
+            after[c.delivery_id]["status"] if after[c.delivery_id]["attempts"] > before[c.delivery_id] else None
+            for c in claims
+        ]
+
+    def deliver_collected(self) -> list[str | None]:
+        """Attempt every collected claim once through the engine."""
+        return self.deliver(self.collector.take())
 
     def sweep(self) -> int:
         """Claim what is due (like the worker's sweeper) into the collector."""
@@ -71,6 +83,23 @@ class Harness:
                 "UPDATE webhooks.deliveries SET next_retry_at = now() WHERE id = %s AND status = 'pending'",
                 (delivery_id,),
             )
+
+    def _rows(self, claims: list[Claim]) -> dict[str, dict]:
+        with self.db.transaction() as tx:
+            tx.cursor.execute(
+                "SELECT id, status, attempts FROM webhooks.deliveries WHERE id = ANY(%s)",
+                ([c.delivery_id for c in claims],),
+            )
+            return {row["id"]: row for row in tx.cursor.fetchall()}
+
+    def _attempts(self, claims: list[Claim]) -> dict[str, int]:
+        return {delivery_id: row["attempts"] for delivery_id, row in self._rows(claims).items()}
+
+
+def make_engine(db: Database, cfg: WebhookConfig) -> DeliveryEngine:
+    """Return a delivery engine, as the worker builds it, that applies ``cfg``'s destination policy."""
+    session = sender.make_session(allow_private=cfg.allow_private, pool_size=4)
+    return DeliveryEngine(db, cfg, session, senders=4, per_host=4)
 
 
 @pytest.fixture(scope="session")
@@ -85,12 +114,24 @@ def db(app) -> Database:
     return app.extensions["db"]
 
 
+@pytest.fixture(scope="session")
+def engine(app, db) -> DeliveryEngine:
+    """The worker's delivery engine on the app's database and config (loopback allowed, as the tests need)."""
+    return make_engine(db, app.extensions["webhook_config"])
+
+
 @pytest.fixture
-def harness(app, db) -> Harness:
+def harness(app, db, engine) -> Harness:
     collector: Collector = app.extensions["webhook_dispatch"]
     collector.take()
     cfg: WebhookConfig = app.extensions["webhook_config"]
-    return Harness(db=db, cfg=cfg, collector=collector, session=sender.make_session(allow_private=True))
+    return Harness(db=db, cfg=cfg, collector=collector, engine=engine)
+
+
+@pytest.fixture
+def harness_for(db) -> Callable[[WebhookConfig], Harness]:
+    """Build a harness with its own collector and engine for a config other than the app's."""
+    return lambda cfg: Harness(db=db, cfg=cfg, collector=Collector(), engine=make_engine(db, cfg))
 
 
 @pytest.fixture

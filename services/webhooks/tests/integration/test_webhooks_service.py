@@ -14,7 +14,7 @@ import pytest
 from gateway_common import signing
 from gateway_common.config import Settings
 from gateway_common.events import make_event
-from webhooks import cli, create_app, sender, service
+from webhooks import cli, create_app, service
 from webhooks.config import WebhookConfig
 from webhooks.models import TEST_MERCHANT_ID, TEST_RETRY_INTERVALS, TEST_WEBHOOK_SECRET, Claim
 
@@ -431,10 +431,10 @@ def test_a_claim_is_used_once_and_an_expired_lease_comes_back(app, harness, db, 
             "UPDATE webhooks.deliveries SET lease_until = now() - interval '1 second' WHERE id = %s", (delivery_id,)
         )
     assert service.dispatch_due(db, harness.cfg, harness.collector, [delivery_id]) == 1
-    assert service.deliver(db, harness.cfg, harness.session, claim) is None  # stale claim
+    assert harness.deliver([claim]) == [None]  # stale claim
     (fresh,) = harness.collector.take()
-    assert service.deliver(db, harness.cfg, harness.session, fresh) == "success"
-    assert service.deliver(db, harness.cfg, harness.session, fresh) is None  # duplicate task
+    assert harness.deliver([fresh]) == ["success"]
+    assert harness.deliver([fresh]) == [None]  # duplicate task
     assert len(server.state.requests) == 1
 
 
@@ -482,14 +482,13 @@ def test_private_urls_are_refused_at_config_time_outside_test_mode(strict_app, m
     assert response.json["error"]["code"] == "BAD_REQUEST_ERROR"
 
 
-def test_deliveries_to_names_resolving_to_private_addresses_are_refused(strict_app, db, merchant, receivers):
+def test_deliveries_to_names_resolving_to_private_addresses_are_refused(strict_app, db, merchant, receivers, harness_for):
     server = receivers("whsec_unused")
     port = server.server_address[1]
     client = strict_app.test_client()
     hostname = socket.gethostname()
     resolved = {info[4][0] for info in socket.getaddrinfo(hostname, port, 0, socket.SOCK_STREAM)}
-    cfg = WebhookConfig(allow_private=False, intervals=TEST_RETRY_INTERVALS)
-    strict_session = sender.make_session(allow_private=False)
+    strict = harness_for(WebhookConfig(allow_private=False, intervals=TEST_RETRY_INTERVALS))
     urls = [f"http://{hostname}:{port}/webhook"] if resolved <= {"127.0.0.1", "::1"} else []
     # A URL stored while private destinations were allowed, or whose DNS changed since.
     urls.append(f"http://127.0.0.1:{port}/webhook")
@@ -499,9 +498,8 @@ def test_deliveries_to_names_resolving_to_private_addresses_are_refused(strict_a
         else:
             with db.transaction() as tx:
                 tx.cursor.execute("UPDATE webhooks.endpoints SET url = %s WHERE merchant_id = %s", (url, merchant))
-        claims: list[Claim] = []
-        (delivery_id,) = service.handle_events(db, cfg, [payment_event(merchant)], claims.extend)
-        assert [service.deliver(db, cfg, strict_session, c) for c in claims] == ["pending"]
+        (delivery_id,) = service.handle_events(db, strict.cfg, [payment_event(merchant)], strict.collector)
+        assert strict.deliver_collected() == ["pending"]
         detail = log(client, merchant, delivery_id)
         assert detail["last_error"] == "destination not allowed"
         assert detail["response_code"] is None
@@ -514,30 +512,23 @@ def test_a_task_that_outruns_the_claiming_commit_still_delivers(app, harness, db
     secret = client.get("/api/v1/webhooks/config", headers=headers_for(merchant)).json["webhook_secret"]
     server = receivers(secret)
     configure(client, merchant, url_of(server))
-    outcomes: list = []
-    threads: list[threading.Thread] = []
 
     def eager_worker(claims: list[Claim]) -> None:
-        # The broker hands the task to a worker while the claim is still uncommitted.
-        for claim in claims:
-            thread = threading.Thread(
-                target=lambda c=claim: outcomes.append(service.deliver(db, harness.cfg, harness.session, c))
-            )
-            thread.start()
-            threads.append(thread)
-        time.sleep(0.3)  # let the worker's query reach the row before the claim commits
+        # As in the worker, the engine gets the claims while the claiming transaction is still open.
+        harness.engine.submit(claims)
+        time.sleep(0.3)  # let the engine's takeover reach the row before the claim commits
 
-    service.handle_events(db, harness.cfg, [payment_event(merchant)], eager_worker)
-    for thread in threads:
-        thread.join(15)
-    assert outcomes == ["success"]
+    (delivery_id,) = service.handle_events(db, harness.cfg, [payment_event(merchant)], eager_worker)
+    assert harness.engine.drain(timeout=15)
+    detail = log(client, merchant, delivery_id)
+    assert (detail["status"], detail["attempts"]) == ("success", 1)
     assert len(server.state.requests) == 1
 
 
 # --- SSRF in test mode: only WEBHOOK_ALLOW_PRIVATE opens private destinations -------------
 
 
-def test_test_mode_alone_does_not_open_private_destinations(service_env, db, merchant, receivers, monkeypatch):
+def test_test_mode_alone_does_not_open_private_destinations(service_env, db, merchant, receivers, monkeypatch, harness_for):
     monkeypatch.setenv("TEST_MODE", "true")
     monkeypatch.delenv("WEBHOOK_ALLOW_PRIVATE", raising=False)
     settings = Settings.from_env("webhooks")
@@ -557,10 +548,9 @@ def test_test_mode_alone_does_not_open_private_destinations(service_env, db, mer
             "ON CONFLICT (merchant_id) DO UPDATE SET url = EXCLUDED.url",
             (merchant, url),
         )
-    claims: list[Claim] = []
-    (delivery_id,) = service.handle_events(db, cfg, [payment_event(merchant)], claims.extend)
-    session = sender.make_session(allow_private=cfg.allow_private)
-    assert [service.deliver(db, cfg, session, c) for c in claims] == ["pending"]
+    strict = harness_for(cfg)
+    (delivery_id,) = service.handle_events(db, cfg, [payment_event(merchant)], strict.collector)
+    assert strict.deliver_collected() == ["pending"]
     assert log(app.test_client(), merchant, delivery_id)["last_error"] == "destination not allowed"
     assert server.state.requests == []
 
