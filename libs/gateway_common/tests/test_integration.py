@@ -16,8 +16,7 @@ from gateway_common.config import Settings
 from gateway_common.db import Database
 from gateway_common.errors import BadRequestError, ServiceUnavailableError
 from gateway_common.events import Outbox, Relay, Route, events_from_task
-from gateway_common.http import create_base_app
-from gateway_common.idempotency import idempotent
+from gateway_common.http import create_base_app, idempotent
 from gateway_common.migrations import render_template
 from gateway_common.testing import drop_redis_keys, find_repo_root
 from gateway_common.workers import make_celery

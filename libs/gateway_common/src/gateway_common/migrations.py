@@ -21,14 +21,20 @@ _SCHEMA = re.compile(r"^[a-z_][a-z0-9_]*$")
 TEMPLATES = ("outbox_idempotency",)
 
 
+def quote_schema(schema: str) -> str:
+    """Return ``schema`` quoted for SQL; refuse anything but a plain lower-case name."""
+    if not _SCHEMA.match(schema):
+        raise ValueError(f"not a plain schema name: {schema!r}")
+    return f'"{schema}"'
+
+
 def render_template(name: str, schema: str) -> str:
     """Return template ``name`` (``gateway_common/sql/<name>.sql``) for ``schema``."""
     if name not in TEMPLATES:
         raise ValueError(f"unknown migration template {name!r}; known: {', '.join(TEMPLATES)}")
-    if not _SCHEMA.match(schema):
-        raise ValueError(f"not a plain schema name: {schema!r}")
+    quoted = quote_schema(schema)
     text = resources.files("gateway_common").joinpath("sql", f"{name}.sql").read_text()
-    return text.replace("{schema}", f'"{schema}"')
+    return text.replace("{schema}", quoted)
 
 
 def use_template(name: str, schema: str) -> None:

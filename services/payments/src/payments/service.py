@@ -662,7 +662,7 @@ def _process_once(db: Database, config: bank.BankConfig, payment_ids: list[str])
             if r["order_ref"] and d.status == PaymentStatus.SUCCESS
         ]
         repository.mark_orders_paid(tx, paid_orders)
-        repository.insert_events(
+        OUTBOX.write(
             tx,
             [
                 make_event(
@@ -674,12 +674,6 @@ def _process_once(db: Database, config: bank.BankConfig, payment_ids: list[str])
             ],
         )
     return len(completed)
-
-
-def prune_idempotency_keys(db: Database) -> int:
-    """Forget Idempotency-Keys older than their 24 h lifetime, a batch at a time."""
-    with db.transaction() as tx:
-        return repository.prune_idempotency_keys(tx, 1000)
 
 
 def apply_refund_events(db: Database, events: Iterable[dict]) -> int:

@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from gateway_common.events import Relay, Route
+from gateway_common.idempotency import pruner_loop
 from gateway_common.loops import Loop
 from gateway_common.workers import heartbeat_loop, make_celery, run_loops_in_worker
 
@@ -61,7 +62,7 @@ def make_loops() -> list[Loop]:
         Loop("payments-bank-answers", lambda: schedule.run_due(db, config), interval=ANSWER_TICK),
         Loop("payments-outbox-relay", relay.run_once, interval=0.1, busy_interval=BUSY),
         Loop("payments-refund-reconciler", reconciler.step, interval=5.0, error_backoff=5.0),
-        Loop("payments-idempotency-pruner", lambda: service.prune_idempotency_keys(db), interval=300),
+        pruner_loop(db, "payments"),
         heartbeat_loop(runtime.redis_client(), settings.pubsub_prefix, WORKER_NAME),
     ]
 
