@@ -414,6 +414,13 @@ def complete(tx: Transaction, ids: list[str], statuses: list[str], codes: list, 
     return [Payment(**row) for row in tx.cursor.fetchall()]
 
 
+# For the refund reconciler (gateway_common.reconcile): a processed refund not yet in amount_refunded.
+REFUND_NOT_APPLIED = (
+    "ev.event_type = 'refund.processed' AND NOT EXISTS (SELECT 1 FROM payments.applied_refunds a "
+    "WHERE a.refund_id = ev.payload -> 'data' -> 'refund' ->> 'id')"
+)
+
+
 def apply_refund(tx: Transaction, refund_id: str, payment_id: str, merchant_id: str, amount: int) -> bool:
     """Add a processed refund to ``amount_refunded`` once per refund id; return whether applied."""
     tx.cursor.execute(
