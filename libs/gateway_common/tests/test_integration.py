@@ -16,8 +16,8 @@ from gateway_common.config import Settings
 from gateway_common.db import Database
 from gateway_common.errors import BadRequestError, ServiceUnavailableError
 from gateway_common.events import Outbox, Relay, Route, events_from_task
-from gateway_common.http import create_base_app
-from gateway_common.idempotency import idempotent
+from gateway_common.http import create_base_app, idempotent
+from gateway_common.migrations import render_template
 from gateway_common.testing import drop_redis_keys, find_repo_root
 from gateway_common.workers import make_celery
 
@@ -36,23 +36,9 @@ def scratch(database_url):
     conn = psycopg2.connect(database_url)
     conn.autocommit = True
     with conn.cursor() as cur:
-        cur.execute(
-            """
-            CREATE SCHEMA scratch;
-            CREATE TABLE scratch.outbox (seq BIGSERIAL PRIMARY KEY, event_id TEXT NOT NULL UNIQUE,
-                event_type TEXT NOT NULL, merchant_id UUID NOT NULL, payload JSONB NOT NULL,
-                created_at TIMESTAMPTZ NOT NULL DEFAULT now(), published_at TIMESTAMPTZ,
-                xid xid8 NOT NULL DEFAULT pg_current_xact_id());
-            CREATE TABLE scratch.outbox_relay (id BOOLEAN PRIMARY KEY DEFAULT true, xid xid8 NOT NULL,
-                seq BIGINT NOT NULL, updated_at TIMESTAMPTZ NOT NULL DEFAULT now());
-            INSERT INTO scratch.outbox_relay (xid, seq) VALUES ('0', 0);
-            CREATE TABLE scratch.idempotency_keys (scope TEXT NOT NULL, key TEXT NOT NULL,
-                fingerprint TEXT NOT NULL, response_status INT, response_body BYTEA,
-                created_at TIMESTAMPTZ NOT NULL DEFAULT now(), expires_at TIMESTAMPTZ NOT NULL,
-                PRIMARY KEY (scope, key));
-            CREATE TABLE scratch.things (id SERIAL PRIMARY KEY, name TEXT NOT NULL);
-            """
-        )
+        cur.execute("CREATE SCHEMA scratch")
+        cur.execute(render_template("outbox_idempotency", "scratch"))
+        cur.execute("CREATE TABLE scratch.things (id SERIAL PRIMARY KEY, name TEXT NOT NULL)")
     conn.close()
     db = Database(database_url, maxconn=20)
     yield db

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import logging
+
+log = logging.getLogger("gateway.http")
+
 
 class ApiError(Exception):
     """An error the API answers with a status and a stable code."""
@@ -96,3 +100,10 @@ class ServerError(ApiError):
     status = 500
     code = "SERVER_ERROR"
     description = "Internal server error"
+
+
+def invalid_json(error: ValueError | None) -> BadRequestError:
+    """Return the 400 for a request body that could not be loaded as JSON."""
+    reason = getattr(error, "reason", None)
+    log.info("request body refused: %s", reason or "not valid JSON")
+    return BadRequestError("Request body is not valid JSON" + (f": {reason}" if reason else ""))

@@ -15,6 +15,7 @@ from psycopg2 import sql
 
 from gateway_common.db import Database, Transaction
 from gateway_common.ids import new_id
+from gateway_common.migrations import quote_schema
 from gateway_common.pubsub import merchant_channel
 
 log = logging.getLogger(__name__)
@@ -56,22 +57,54 @@ def events_from_task(events: object) -> list:
     return events
 
 
+# The one way outbox rows are written: four arrays (event_columns), unnested in one statement,
+# for one event or many. Callers that must write their events in the same statement as their
+# own row (a group commit) append ``insert_events_sql`` to it and pass ``event_columns``.
+EVENT_ARRAY_TYPES = ("text[]", "text[]", "uuid[]", "jsonb[]")
+
+
+def insert_events_sql(schema: str) -> str:
+    """Return the INSERT of outbox rows into ``<schema>.outbox`` taking ``event_columns`` as its four parameters."""
+    arrays = ", ".join(f"%s::{t}" for t in EVENT_ARRAY_TYPES)
+    return (
+        f"INSERT INTO {quote_schema(schema)}.outbox (event_id, event_type, merchant_id, payload) "  # noqa: S608
+        f"SELECT * FROM unnest({arrays})"
+    )
+
+
+def event_columns(events: Iterable[dict]) -> list[list]:
+    """Return envelopes (``make_event``) as the four column arrays ``insert_events_sql`` takes."""
+    columns: list[list] = [[], [], [], []]
+    for event in events:
+        columns[0].append(event["id"])
+        columns[1].append(event["event"])
+        columns[2].append(event["merchant_id"])
+        columns[3].append(json.dumps(event))
+    return columns
+
+
+def write_events(tx: Transaction, schema: str, events: list[dict]) -> None:
+    """Write event envelopes to ``<schema>.outbox`` in the caller's transaction, one statement for all."""
+    if events:
+        tx.cursor.execute(insert_events_sql(schema), event_columns(events))
+
+
 class Outbox:
-    """Writes events into ``<schema>.outbox`` inside the caller's transaction."""
+    """Writes events into ``<schema>.outbox`` inside the caller's transaction (``write_events``)."""
 
     def __init__(self, schema: str) -> None:
-        self.table = sql.Identifier(schema, "outbox")
+        self.schema = schema
+        self.insert_sql = insert_events_sql(schema)
 
     def add(self, tx: Transaction, event_type: str, merchant_id: str, data: dict) -> dict:
         """Record an event in the same transaction as the state change it announces."""
         event = make_event(event_type, merchant_id, data)
-        tx.cursor.execute(
-            sql.SQL("INSERT INTO {} (event_id, event_type, merchant_id, payload) VALUES (%s, %s, %s, %s)").format(
-                self.table
-            ),
-            (event["id"], event_type, event["merchant_id"], json.dumps(event)),
-        )
+        write_events(tx, self.schema, [event])
         return event
+
+    def write(self, tx: Transaction, events: list[dict]) -> None:
+        """Record several events (envelopes from ``make_event``) in one statement."""
+        write_events(tx, self.schema, events)
 
 
 @dataclass(frozen=True)

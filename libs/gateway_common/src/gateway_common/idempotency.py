@@ -1,9 +1,8 @@
-"""Idempotency-Key handling for POSTs that create or change money.
+"""The Idempotency-Key store: ``<schema>.idempotency_keys`` (gateway_common/sql/outbox_idempotency.sql).
 
-The key row is written in the same transaction as the change it protects, so a
-crash leaves neither. A concurrent duplicate waits on the first request's row lock
-and then replays its committed answer; if the first takes longer than
-``wait_seconds`` the duplicate gets 409. Responses with 401, 429 or 5xx are not kept.
+The key row is written in the same transaction as the change it protects, so a crash leaves
+neither; ``gateway_common.http.once_per_key`` is the decorator that uses this store. Rows live
+24 hours; ``prune_expired`` (run by every worker through ``pruner_loop``) forgets them.
 
 The stored fingerprint is a keyed HMAC (a server secret), never a plain hash of the body: a body
 may hold a card number and CVV, which an unkeyed hash would give away to anyone reading the table
@@ -14,7 +13,6 @@ replays without the mismatch check.
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import hmac
 import json
@@ -23,35 +21,25 @@ from collections.abc import Callable
 from typing import Any
 
 import psycopg2.errors
-from flask import Response, make_response, request
 from psycopg2 import sql
 
 from gateway_common import jsonsafe
-from gateway_common.db import Database
-from gateway_common.errors import (
-    ApiError,
-    BadRequestError,
-    IdempotencyKeyInUseError,
-    IdempotencyKeyMismatchError,
-)
-from gateway_common.http import api_error_response, invalid_json
+from gateway_common.db import Database, Transaction
+from gateway_common.errors import IdempotencyKeyInUseError, invalid_json
+from gateway_common.loops import Loop
 
 log = logging.getLogger(__name__)
 
 HEADER = "Idempotency-Key"
 REPLAYED_HEADER = "Idempotent-Replayed"
 TTL = "24 hours"
+# Expired keys deleted per statement, and how often a worker looks for them.
+PRUNE_BATCH = 1000
+PRUNE_EVERY_SECONDS = 300.0
 
 # Turns a parsed JSON body into what identifies the request; the second argument gives a keyed
 # digest of a string, for a value that must decide equality without being kept (a card number).
 Canonical = Callable[[Any, Callable[[str], str]], Any]
-
-
-class _Unstored(Exception):
-    """Carries a response that must not be remembered out of the transaction."""
-
-    def __init__(self, response: Response) -> None:
-        self.response = response
 
 
 def keyed_digest(secret: str, label: str, value: bytes) -> str:
@@ -75,89 +63,75 @@ def fingerprint(secret: str, method: str, path: str, body: bytes, canonical: Can
     return keyed_digest(secret, "request", method.encode() + b" " + path.encode() + b"\n" + form)
 
 
-def _cacheable(status: int) -> bool:
-    return status < 500 and status not in (401, 429)
+class KeyStore:
+    """The Idempotency-Key rows of one service schema."""
+
+    def __init__(self, schema: str) -> None:
+        self.schema = schema
+        self.table = sql.Identifier(schema, "idempotency_keys")
+
+    def claim(self, tx: Transaction, scope: str, key: str, digest: str, wait_seconds: int) -> dict | None:
+        """Claim ``key`` for a new request (None), or return the stored row of an earlier one.
+
+        A concurrent request with the key holds its row lock; waiting longer than ``wait_seconds``
+        for it, or finding it still without an answer, is ``IdempotencyKeyInUseError``.
+        """
+        cur = tx.cursor
+        cur.execute("SELECT set_config('lock_timeout', %s, true)", (f"{wait_seconds}s",))
+        try:
+            cur.execute(
+                sql.SQL(
+                    "INSERT INTO {} AS k (scope, key, fingerprint, expires_at) "
+                    "VALUES (%s, %s, %s, now() + interval '24 hours') "
+                    "ON CONFLICT (scope, key) DO UPDATE SET fingerprint = EXCLUDED.fingerprint, "
+                    "response_status = NULL, response_body = NULL, created_at = now(), "
+                    "expires_at = EXCLUDED.expires_at WHERE k.expires_at < now() "
+                    "RETURNING key"
+                ).format(self.table),
+                (scope, key, digest),
+            )
+        except psycopg2.errors.LockNotAvailable as exc:
+            raise IdempotencyKeyInUseError() from exc
+        if cur.fetchone() is not None:
+            cur.execute("SELECT set_config('lock_timeout', '0', true)")
+            return None
+        cur.execute(
+            sql.SQL("SELECT fingerprint, response_status, response_body FROM {} WHERE scope = %s AND key = %s").format(
+                self.table
+            ),
+            (scope, key),
+        )
+        row = cur.fetchone()
+        if row is None or row["response_status"] is None:
+            raise IdempotencyKeyInUseError()
+        return row
+
+    def record(self, tx: Transaction, scope: str, key: str, status: int, body: bytes) -> None:
+        """Keep the answer of the request that claimed ``key``."""
+        tx.cursor.execute(
+            sql.SQL("UPDATE {} SET response_status = %s, response_body = %s WHERE scope = %s AND key = %s").format(
+                self.table
+            ),
+            (status, body, scope, key),
+        )
+
+    def prune_expired(self, db: Database, batch: int = PRUNE_BATCH) -> int:
+        """Delete up to ``batch`` keys past their lifetime; return how many."""
+        with db.transaction() as tx:
+            tx.cursor.execute(
+                sql.SQL(
+                    "DELETE FROM {table} WHERE ctid IN "
+                    "(SELECT ctid FROM {table} WHERE expires_at < now() ORDER BY expires_at LIMIT %s)"
+                ).format(table=self.table),
+                (batch,),
+            )
+            return tx.cursor.rowcount
 
 
-def idempotent(
-    db: Database,
-    schema: str,
-    scope: Callable[[], str],
-    *,
-    secret: str,
-    canonical: Canonical | None = None,
-    wait_seconds: int = 5,
-) -> Callable:
-    """Decorate a Flask view so an ``Idempotency-Key`` makes it run once (``secret`` keys the fingerprints)."""
-    table = sql.Identifier(schema, "idempotency_keys")
-
-    def decorator(view: Callable[..., Any]) -> Callable[..., Any]:
-        @functools.wraps(view)
-        def wrapper(*args: Any, **kwargs: Any) -> Any:
-            given = request.headers.get(HEADER)
-            if given is None:
-                return view(*args, **kwargs)
-            if not 1 <= len(given) <= 255 or not given.isprintable():
-                raise BadRequestError("Idempotency-Key must be 1-255 printable characters")
-            owner = scope()
-            digest = fingerprint(secret, request.method, request.path, request.get_data(cache=True), canonical)
-            try:
-                with db.transaction() as tx:
-                    cur = tx.cursor
-                    cur.execute("SELECT set_config('lock_timeout', %s, true)", (f"{wait_seconds}s",))
-                    try:
-                        cur.execute(
-                            sql.SQL(
-                                "INSERT INTO {} AS k (scope, key, fingerprint, expires_at) "
-                                "VALUES (%s, %s, %s, now() + interval '24 hours') "
-                                "ON CONFLICT (scope, key) DO UPDATE SET fingerprint = EXCLUDED.fingerprint, "
-                                "response_status = NULL, response_body = NULL, created_at = now(), "
-                                "expires_at = EXCLUDED.expires_at WHERE k.expires_at < now() "
-                                "RETURNING key"
-                            ).format(table),
-                            (owner, given, digest),
-                        )
-                    except psycopg2.errors.LockNotAvailable as exc:
-                        raise IdempotencyKeyInUseError() from exc
-                    if cur.fetchone() is None:
-                        cur.execute(
-                            sql.SQL(
-                                "SELECT fingerprint, response_status, response_body FROM {} "
-                                "WHERE scope = %s AND key = %s"
-                            ).format(table),
-                            (owner, given),
-                        )
-                        row = cur.fetchone()
-                        if row is None or row["response_status"] is None:
-                            raise IdempotencyKeyInUseError()
-                        if row["fingerprint"] is None:
-                            log.info("idempotency: key stored without a fingerprint, replayed unchecked")
-                        elif not hmac.compare_digest(row["fingerprint"], digest):
-                            log.info("idempotency: key reused with a different request")
-                            raise IdempotencyKeyMismatchError()
-                        replay = Response(
-                            bytes(row["response_body"]), status=row["response_status"], mimetype="application/json"
-                        )
-                        replay.headers[REPLAYED_HEADER] = "true"
-                        return replay
-                    cur.execute("SELECT set_config('lock_timeout', '0', true)")
-                    try:
-                        with db.savepoint("idempotent_view"):
-                            response = make_response(view(*args, **kwargs))
-                    except ApiError as error:
-                        response = api_error_response(error)
-                    if not _cacheable(response.status_code):
-                        raise _Unstored(response)
-                    cur.execute(
-                        sql.SQL("UPDATE {} SET response_status = %s, response_body = %s WHERE scope = %s AND key = %s").format(
-                            table
-                        ),
-                        (response.status_code, response.get_data(), owner, given),
-                    )
-                    return response
-            except _Unstored as unstored:
-                return unstored.response
-
-        return wrapper
-
-    return decorator
+def pruner_loop(db: Database, schema: str) -> Loop:
+    """Return the worker loop that forgets ``<schema>``'s expired Idempotency-Keys, a batch at a time."""
+    store = KeyStore(schema)
+    # A full batch is followed at once by the next; otherwise the loop sleeps.
+    return Loop(
+        f"{schema}-idempotency-pruner", lambda: store.prune_expired(db), interval=PRUNE_EVERY_SECONDS, error_backoff=30.0
+    )

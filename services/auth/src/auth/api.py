@@ -5,7 +5,7 @@ from __future__ import annotations
 from flask import Response, current_app, request
 from flask.views import MethodView
 from gateway_common.errors import AuthenticationError, NotFoundError
-from gateway_common.http import MERCHANT_HEADER, Blueprint, merchant_id, require_gateway, require_test_mode
+from gateway_common.http import MERCHANT_HEADER, Blueprint, current_merchant, require_gateway, require_test_mode
 from gateway_common.schemas import ErrorEnvelopeSchema
 from gateway_common.timeutil import iso
 
@@ -79,7 +79,7 @@ class Logout(MethodView):
     @blp.response(200, LogoutResponse)
     def post(self) -> dict:
         """Revoke the bearer session token of this request."""
-        merchant_id()
+        current_merchant()
         token = bearer_token()
         if token:
             service.logout(_db(), token)
@@ -91,7 +91,7 @@ class Profile(MethodView):
     @blp.response(200, MerchantProfile)
     def get(self) -> dict:
         """Return the calling merchant with its API key (the secret only as a hint)."""
-        merchant, api_key, hint = service.get_merchant(_db(), merchant_id())
+        merchant, api_key, hint = service.get_merchant(_db(), current_merchant())
         return {"id": merchant.id, "name": merchant.name, "email": merchant.email, "api_key": api_key, "api_secret_hint": hint}
 
 
@@ -100,7 +100,7 @@ class RotateKeys(MethodView):
     @blp.response(200, RotatedKeys)
     def post(self) -> dict:
         """Revoke the merchant's API keys and issue new ones (the secret is shown once)."""
-        api_key, api_secret = service.rotate_api_key(_db(), merchant_id())
+        api_key, api_secret = service.rotate_api_key(_db(), current_merchant())
         return {"api_key": api_key, "api_secret": api_secret}
 
 

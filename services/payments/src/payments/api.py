@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import functools
 import logging
-import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
@@ -12,10 +10,9 @@ from typing import Any
 import redis
 from flask import Response, current_app, g, jsonify, request
 from flask.views import MethodView
+from gateway_common import http
 from gateway_common.db import Database
-from gateway_common.errors import AuthenticationError
-from gateway_common.http import Blueprint, merchant_id, note_unavailable, require_test_mode
-from gateway_common.idempotency import idempotent
+from gateway_common.http import Blueprint, current_merchant, note_unavailable, require_test_mode
 from gateway_common.schemas import ErrorEnvelopeSchema, PageQuerySchema
 from gateway_common.workers import alive_workers
 
@@ -59,15 +56,6 @@ def _redis() -> redis.Redis:
     return current_app.extensions["redis"]
 
 
-def current_merchant() -> str:
-    """Return the gateway-verified merchant id (a UUID), else 401."""
-    value = merchant_id()
-    try:
-        return str(uuid.UUID(value))
-    except ValueError as exc:
-        raise AuthenticationError("Missing or invalid credentials") from exc
-
-
 def public_merchant() -> str:
     """Resolve the merchant of a checkout request from its public key (header or body ``key``)."""
     if "public_merchant" not in g:
@@ -81,19 +69,8 @@ def public_merchant() -> str:
 
 
 def once_per_key(scope: Callable[[], str]) -> Callable:
-    """Make a view honour ``Idempotency-Key`` (scoped by ``scope()``)."""
-
-    def decorator(view: Callable[..., Any]) -> Callable[..., Any]:
-        @functools.wraps(view)
-        def wrapper(*args: Any, **kwargs: Any) -> Any:
-            secret = current_app.extensions["gateway_settings"].fingerprint_key
-            return idempotent(_db(), "payments", scope, secret=secret, canonical=service.idempotency_form)(view)(
-                *args, **kwargs
-            )
-
-        return wrapper
-
-    return decorator
+    """Make a view honour ``Idempotency-Key`` (scoped by ``scope()``; card data never fingerprinted)."""
+    return http.once_per_key("payments", scope, canonical=service.idempotency_form)
 
 
 def _page(items: list[dict], page: service.Page) -> dict:

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import contextlib
-import json
 import time
 import weakref
 
 import psycopg2.errors
 import psycopg2.extensions
 from gateway_common.db import Transaction
-from psycopg2.extras import Json, execute_values
+from gateway_common.events import EVENT_ARRAY_TYPES, event_columns, insert_events_sql
+from psycopg2.extras import Json
 
 from payments.models import Instrument, Order, Payment, PublicOrder
 
@@ -131,7 +131,6 @@ _INSERT_PAYMENT_SQL = (
 _MARK_ORDER_ATTEMPTED_SQL = (
     "UPDATE payments.orders SET status = 'attempted', updated_at = now() WHERE id = %s AND status = 'created'"
 )
-_INSERT_EVENTS_SQL = "INSERT INTO payments.outbox (event_id, event_type, merchant_id, payload) VALUES "
 class Prepared:
     """One statement PREPAREd per pooled connection; ``sql(cursor)`` returns the EXECUTE to run.
 
@@ -192,7 +191,6 @@ def _payment_values(payment: Payment, instrument: Instrument) -> tuple:
 
 _INSERT_PAYMENT = Prepared("payments_insert_payment", _INSERT_PAYMENT_SQL)
 _MARK_ORDER_ATTEMPTED = Prepared("payments_mark_order_attempted", _MARK_ORDER_ATTEMPTED_SQL)
-_INSERT_TWO_EVENTS = Prepared("payments_insert_two_events", _INSERT_EVENTS_SQL + "(%s, %s, %s, %s), (%s, %s, %s, %s)")
 
 
 def insert_payment(
@@ -217,12 +215,8 @@ def insert_payment(
         statements.append(_MARK_ORDER_ATTEMPTED.sql(tx.cursor) if prepare else _MARK_ORDER_ATTEMPTED_SQL)
         params.append(order_ref)
     if events:
-        if prepare and len(events) == 2:
-            statements.append(_INSERT_TWO_EVENTS.sql(tx.cursor))
-        else:
-            statements.append(_INSERT_EVENTS_SQL + ", ".join(["(%s, %s, %s, %s)"] * len(events)))
-        for e in events:
-            params.extend([e["id"], e["event"], e["merchant_id"], json.dumps(e)])
+        statements.append(_INSERT_EVENTS.sql(tx.cursor) if prepare else _INSERT_EVENTS_SQL)
+        params.extend(event_columns(events))
     tx.cursor.execute("; ".join(statements), params)
 
 
@@ -246,19 +240,13 @@ _PAYMENT_COLUMN_TYPES = (
     ("updated_at", "timestamptz"),
 )
 _PAYMENT_ARRAY_TYPES = tuple(f"{t}[]" for _, t in _PAYMENT_COLUMN_TYPES)
-_EVENT_ARRAY_TYPES = ("text[]", "text[]", "uuid[]", "jsonb[]")
 _INSERT_PAYMENTS_SQL = (
     f"INSERT INTO payments.payments ({', '.join(c for c, _ in _PAYMENT_COLUMN_TYPES)}, next_run_at) "  # noqa: S608
     f"SELECT *, now() FROM unnest({', '.join(f'%s::{t}' for t in _PAYMENT_ARRAY_TYPES)})"
 )
-_INSERT_EVENTS_ARRAYS_SQL = (
-    "INSERT INTO payments.outbox (event_id, event_type, merchant_id, payload) "  # noqa: S608
-    f"SELECT * FROM unnest({', '.join(f'%s::{t}' for t in _EVENT_ARRAY_TYPES)})"
-)
+_INSERT_EVENTS_SQL = insert_events_sql("payments")
 _INSERT_PAYMENTS = Prepared("payments_insert_payments", _INSERT_PAYMENTS_SQL, cast_args=_PAYMENT_ARRAY_TYPES)
-_INSERT_EVENTS_ARRAYS = Prepared(
-    "payments_insert_events_arrays", _INSERT_EVENTS_ARRAYS_SQL, cast_args=_EVENT_ARRAY_TYPES
-)
+_INSERT_EVENTS = Prepared("payments_insert_events", _INSERT_EVENTS_SQL, cast_args=EVENT_ARRAY_TYPES)
 
 
 def insert_payments(tx: Transaction, rows: list[tuple[Payment, Instrument, list[dict]]]) -> None:
@@ -268,19 +256,13 @@ def insert_payments(tx: Transaction, rows: list[tuple[Payment, Instrument, list[
     atomic even in autocommit, so all of them commit together or none does.
     """
     columns: list[list] = [[] for _ in _PAYMENT_COLUMN_TYPES]
-    event_columns: list[list] = [[], [], [], []]
-    for payment, instrument, events in rows:
+    for payment, instrument, _events in rows:
         for column, value in zip(columns, _payment_values(payment, instrument), strict=True):
             column.append(value)
-        for e in events:
-            event_columns[0].append(e["id"])
-            event_columns[1].append(e["event"])
-            event_columns[2].append(e["merchant_id"])
-            event_columns[3].append(json.dumps(e))
     prepare = tx.cursor.connection.autocommit
     payments_sql = _INSERT_PAYMENTS.sql(tx.cursor) if prepare else _INSERT_PAYMENTS_SQL
-    events_sql = _INSERT_EVENTS_ARRAYS.sql(tx.cursor) if prepare else _INSERT_EVENTS_ARRAYS_SQL
-    tx.cursor.execute(f"{payments_sql}; {events_sql}", [*columns, *event_columns])
+    events_sql = _INSERT_EVENTS.sql(tx.cursor) if prepare else _INSERT_EVENTS_SQL
+    tx.cursor.execute(f"{payments_sql}; {events_sql}", [*columns, *event_columns(e for *_, events in rows for e in events)])
 
 
 def get_payment(tx: Transaction, merchant_id: str, payment_id: str, *, for_update: bool = False) -> Payment | None:
@@ -432,6 +414,13 @@ def complete(tx: Transaction, ids: list[str], statuses: list[str], codes: list, 
     return [Payment(**row) for row in tx.cursor.fetchall()]
 
 
+# For the refund reconciler (gateway_common.reconcile): a processed refund not yet in amount_refunded.
+REFUND_NOT_APPLIED = (
+    "ev.event_type = 'refund.processed' AND NOT EXISTS (SELECT 1 FROM payments.applied_refunds a "
+    "WHERE a.refund_id = ev.payload -> 'data' -> 'refund' ->> 'id')"
+)
+
+
 def apply_refund(tx: Transaction, refund_id: str, payment_id: str, merchant_id: str, amount: int) -> bool:
     """Add a processed refund to ``amount_refunded`` once per refund id; return whether applied."""
     tx.cursor.execute(
@@ -451,24 +440,3 @@ def apply_refund(tx: Transaction, refund_id: str, payment_id: str, merchant_id: 
         (amount, payment_id),
     )
     return True
-
-
-def prune_idempotency_keys(tx: Transaction, limit: int) -> int:
-    """Delete up to ``limit`` expired Idempotency-Key rows; return how many."""
-    tx.cursor.execute(
-        "DELETE FROM payments.idempotency_keys WHERE ctid IN "
-        "(SELECT ctid FROM payments.idempotency_keys WHERE expires_at < now() LIMIT %s)",
-        (limit,),
-    )
-    return tx.cursor.rowcount
-
-
-def insert_events(tx: Transaction, events: list[dict]) -> None:
-    """Write several outbox events (envelopes from ``events.make_event``) in one statement."""
-    if events:
-        execute_values(
-            tx.cursor,
-            "INSERT INTO payments.outbox (event_id, event_type, merchant_id, payload) VALUES %s",
-            [(e["id"], e["event"], e["merchant_id"], json.dumps(e)) for e in events],
-            page_size=500,
-        )

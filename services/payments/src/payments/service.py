@@ -10,7 +10,7 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -662,7 +662,7 @@ def _process_once(db: Database, config: bank.BankConfig, payment_ids: list[str])
             if r["order_ref"] and d.status == PaymentStatus.SUCCESS
         ]
         repository.mark_orders_paid(tx, paid_orders)
-        repository.insert_events(
+        OUTBOX.write(
             tx,
             [
                 make_event(
@@ -674,90 +674,3 @@ def _process_once(db: Database, config: bank.BankConfig, payment_ids: list[str])
             ],
         )
     return len(completed)
-
-
-def prune_idempotency_keys(db: Database) -> int:
-    """Forget Idempotency-Keys older than their 24 h lifetime, a batch at a time."""
-    with db.transaction() as tx:
-        return repository.prune_idempotency_keys(tx, 1000)
-
-
-def apply_refund_events(db: Database, events: Iterable[dict]) -> int:
-    """Add processed refunds to their payments' ``amount_refunded``, once per refund id."""
-    applied = 0
-    for event in events:
-        if not isinstance(event, dict) or event.get("event") != "refund.processed":
-            continue
-        refund = (event.get("data") or {}).get("refund") or {}
-        try:
-            refund_id, payment_id, amount = str(refund["id"]), str(refund["payment_id"]), int(refund["amount"])
-            merchant_id = str(refund.get("merchant_id") or event["merchant_id"])
-        except (KeyError, TypeError, ValueError):
-            log.warning("ignoring malformed refund event %s", event.get("id"))
-            continue
-        if amount <= 0 or not is_id(payment_id, "pay_"):
-            continue
-        try:
-            with db.transaction() as tx:
-                if repository.apply_refund(tx, refund_id, payment_id, merchant_id, amount):
-                    applied += 1
-        except (psycopg2.DataError, psycopg2.IntegrityError, ValueError):
-            # A poison event (bad ids, over-refund) is logged and skipped, not retried forever.
-            log.error("refund %s cannot be applied to payment %s", refund_id, payment_id)
-    return applied
-
-
-# ---------------------------------------------------------------- refund reconciliation
-
-RECONCILE_MIN_AGE_SECONDS = 10
-RECONCILE_MAX_AGE_HOURS = 24
-RECONCILE_BATCH = 500
-
-
-class RefundReconciler:
-    """Apply ``refund.processed`` events whose Celery task never arrived (e.g. Redis restarted).
-
-    Reads the refunds service's published view ``refunds.refund_events`` for processed refunds
-    older than ``min_age`` (the task normally lands well within it) and younger than ``max_age``
-    whose refund id is not in ``payments.applied_refunds``, and applies them through
-    ``apply_refund_events``, the task's own idempotent path. Events that cannot be applied (unknown
-    payment, over-refund, malformed) are remembered in this process so they do not starve the batch.
-    """
-
-    def __init__(
-        self,
-        db: Database,
-        *,
-        min_age_seconds: float = RECONCILE_MIN_AGE_SECONDS,
-        max_age_hours: float = RECONCILE_MAX_AGE_HOURS,
-        batch: int = RECONCILE_BATCH,
-    ) -> None:
-        self.db = db
-        self.min_age_seconds = min_age_seconds
-        self.max_age_hours = max_age_hours
-        self.batch = batch
-        self.unappliable: set[str] = set()
-
-    def step(self) -> int:
-        """Apply one batch of missed refund events; return how many were applied."""
-        with single_statement(self.db) as tx:
-            tx.cursor.execute(
-                "SELECT e.event_id, e.payload FROM refunds.refund_events e "
-                "WHERE e.event_type = 'refund.processed' "
-                "AND e.created_at < now() - %s * interval '1 second' "
-                "AND e.created_at > now() - %s * interval '1 hour' "
-                "AND NOT (e.event_id = ANY(%s)) "
-                "AND NOT EXISTS (SELECT 1 FROM payments.applied_refunds a "
-                "WHERE a.refund_id = e.payload -> 'data' -> 'refund' ->> 'id') "
-                "ORDER BY e.created_at LIMIT %s",
-                (self.min_age_seconds, self.max_age_hours, sorted(self.unappliable), self.batch),
-            )
-            rows = tx.cursor.fetchall()
-        applied = 0
-        for row in rows:
-            if apply_refund_events(self.db, [row["payload"]]):
-                applied += 1
-                log.warning("applied refund event %s missed by its task", row["event_id"])
-            elif len(self.unappliable) < 10_000:
-                self.unappliable.add(row["event_id"])
-        return applied

@@ -5,7 +5,7 @@ from __future__ import annotations
 from celery import shared_task
 from gateway_common.events import events_from_task
 
-from payments import runtime, service
+from payments import refund_sync, runtime, service
 
 QUEUE = "payments"
 PROCESS_TASK = "payments.process"
@@ -28,4 +28,4 @@ def process_payments(payment_ids: list[str]) -> int:
 )
 def handle_refund_events(events: str | list[dict]) -> int:
     """Apply ``refund.processed`` events (a JSON array as text, or a list) to the payments' ``amount_refunded``."""
-    return service.apply_refund_events(runtime.database(), events_from_task(events))
+    return refund_sync.apply_refund_events(runtime.database(), events_from_task(events))

@@ -8,10 +8,11 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from gateway_common.events import Relay, Route
+from gateway_common.idempotency import pruner_loop
 from gateway_common.loops import Loop
 from gateway_common.workers import heartbeat_loop, make_celery, run_loops_in_worker
 
-from payments import runtime, service
+from payments import refund_sync, runtime, service
 from payments.tasks import PROCESS_TASK, QUEUE
 
 WORKER_NAME = "payments-worker"
@@ -55,13 +56,13 @@ def make_loops() -> list[Loop]:
     schedule = service.AnswerSchedule()
     send = scheduler(schedule)
     # Refund events whose Celery task was lost (Redis restart) are re-read from the refunds outbox view.
-    reconciler = service.RefundReconciler(db)
+    reconciler = refund_sync.reconciler(db)
     return [
         Loop("payments-bank-sweeper", lambda: service.sweep_due(db, config, send), interval=0.1, busy_interval=BUSY),
         Loop("payments-bank-answers", lambda: schedule.run_due(db, config), interval=ANSWER_TICK),
         Loop("payments-outbox-relay", relay.run_once, interval=0.1, busy_interval=BUSY),
         Loop("payments-refund-reconciler", reconciler.step, interval=5.0, error_backoff=5.0),
-        Loop("payments-idempotency-pruner", lambda: service.prune_idempotency_keys(db), interval=300),
+        pruner_loop(db, "payments"),
         heartbeat_loop(runtime.redis_client(), settings.pubsub_prefix, WORKER_NAME),
     ]
 

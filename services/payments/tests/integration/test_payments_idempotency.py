@@ -89,15 +89,16 @@ def test_invalid_key_is_400(client, headers):
     assert response.status_code == 400
 
 
-def test_expired_keys_are_pruned(db, admin_conn):
-    from payments import service
+def test_expired_keys_are_pruned_by_the_workers_loop(admin_conn, service_env):
+    from payments import worker
 
     with admin_conn.cursor() as cur:
         cur.execute(
             "INSERT INTO payments.idempotency_keys (scope, key, fingerprint, expires_at) "
             "VALUES ('m', 'old', 'f', now() - interval '1 minute'), ('m', 'fresh', 'f', now() + interval '1 hour')"
         )
-    while service.prune_idempotency_keys(db):
+    (pruner,) = [loop for loop in worker.make_loops() if loop.name == "payments-idempotency-pruner"]
+    while pruner.step():
         pass
     with admin_conn.cursor() as cur:
         cur.execute("SELECT key FROM payments.idempotency_keys WHERE scope = 'm'")

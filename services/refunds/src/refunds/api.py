@@ -2,17 +2,10 @@
 
 from __future__ import annotations
 
-import functools
-import uuid
-from collections.abc import Callable
-from typing import Any
-
 from flask import current_app
 from flask.views import MethodView
 from gateway_common.db import Database
-from gateway_common.errors import AuthenticationError
-from gateway_common.http import Blueprint, merchant_id
-from gateway_common.idempotency import idempotent
+from gateway_common.http import Blueprint, current_merchant, once_per_key
 from gateway_common.schemas import ErrorEnvelopeSchema, PageQuerySchema
 
 from refunds import models, service
@@ -26,33 +19,13 @@ def _db() -> Database:
     return current_app.extensions["db"]
 
 
-def _merchant() -> str:
-    """Return the gateway-verified merchant id, refusing anything that is not a UUID."""
-    value = merchant_id()
-    try:
-        return str(uuid.UUID(value))
-    except ValueError as exc:
-        raise AuthenticationError("Missing or invalid credentials") from exc
-
-
-def _idempotent(view: Callable[..., Any]) -> Callable[..., Any]:
-    """Honour ``Idempotency-Key`` on a POST (the app's database is known only per request)."""
-
-    @functools.wraps(view)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        secret = current_app.extensions["gateway_settings"].fingerprint_key
-        return idempotent(_db(), "refunds", scope=_merchant, secret=secret)(view)(*args, **kwargs)
-
-    return wrapper
-
-
 def _page(items: list[Refund], total: int, query: dict) -> dict:
     return {"data": items, "total": total, "limit": query["limit"], "offset": query["offset"]}
 
 
 @blp.route("/payments/<string:payment_id>/refunds")
 class PaymentRefunds(MethodView):
-    @_idempotent
+    @once_per_key("refunds")
     @blp.arguments(CreateRefundRequest)
     @blp.response(201, RefundSchema)
     @blp.alt_response(400, schema=ErrorEnvelopeSchema, description="Bad amount, payment not successful, or over-refund")
@@ -69,14 +42,14 @@ class PaymentRefunds(MethodView):
         """
         settings = current_app.extensions["gateway_settings"]
         delay = models.processing_delay_ms(settings.test_mode, settings.test_processing_delay_ms)
-        return service.create_refund(_db(), _merchant(), payment_id, body["amount"], body.get("reason"), delay)
+        return service.create_refund(_db(), current_merchant(), payment_id, body["amount"], body.get("reason"), delay)
 
     @blp.arguments(PageQuerySchema, location="query")
     @blp.response(200, RefundListSchema)
     @blp.alt_response(404, schema=ErrorEnvelopeSchema, description="Unknown payment (or another merchant's)")
     def get(self, query: dict, payment_id: str) -> dict:
         """List a payment's refunds, newest first."""
-        items, total = service.list_payment_refunds(_db(), _merchant(), payment_id, query["limit"], query["offset"])
+        items, total = service.list_payment_refunds(_db(), current_merchant(), payment_id, query["limit"], query["offset"])
         return _page(items, total, query)
 
 
@@ -86,7 +59,7 @@ class Refunds(MethodView):
     @blp.response(200, RefundListSchema)
     def get(self, query: dict) -> dict:
         """List the merchant's refunds, newest first."""
-        items, total = service.list_refunds(_db(), _merchant(), query["limit"], query["offset"])
+        items, total = service.list_refunds(_db(), current_merchant(), query["limit"], query["offset"])
         return _page(items, total, query)
 
 
@@ -96,4 +69,4 @@ class RefundView(MethodView):
     @blp.alt_response(404, schema=ErrorEnvelopeSchema, description="Unknown refund (or another merchant's)")
     def get(self, refund_id: str) -> Refund:
         """Return one refund; ``processed_at`` is set once it is processed."""
-        return service.get_refund(_db(), _merchant(), refund_id)
+        return service.get_refund(_db(), current_merchant(), refund_id)

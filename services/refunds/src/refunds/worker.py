@@ -1,7 +1,7 @@
 """The refunds worker: ``celery -A refunds.worker worker -Q refunds -P threads``.
 
 Besides the ``refunds.process`` task it runs, in background threads, the sweeper
-that claims due refunds, the outbox relay and the heartbeat.
+that claims due refunds, the outbox relay, the idempotency-key pruner and the heartbeat.
 """
 
 from __future__ import annotations
@@ -10,6 +10,7 @@ import redis
 from gateway_common.config import Settings, env_int
 from gateway_common.db import Database
 from gateway_common.events import Relay, Route
+from gateway_common.idempotency import pruner_loop
 from gateway_common.loops import Loop
 from gateway_common.workers import heartbeat_loop, make_celery, run_loops_in_worker
 
@@ -34,13 +35,14 @@ def dispatch(refund_ids: list[str]) -> None:
 
 
 def make_loops() -> list[Loop]:
-    """Build the sweeper, relay and heartbeat loops of this worker process."""
+    """Build the sweeper, relay, idempotency pruner and heartbeat loops of this worker process."""
     client = redis.Redis.from_url(settings.redis_url)
     relay = Relay(db, "refunds", ROUTES, app, client, settings.pubsub_prefix)
     lease = float(env_int("REFUNDS_LEASE_SECONDS", int(service.LEASE_SECONDS)))
     return [
         Loop("refunds-sweeper", lambda: service.sweep_due_refunds(db, dispatch, lease_seconds=lease), interval=0.1),
         Loop("refunds-relay", relay.run_once, interval=0.1),
+        pruner_loop(db, "refunds"),
         heartbeat_loop(client, settings.pubsub_prefix, "refunds-worker"),
     ]
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from flask import current_app
 from flask.views import MethodView
 from gateway_common.db import Database
-from gateway_common.http import Blueprint, merchant_id
+from gateway_common.http import Blueprint, current_merchant
 from gateway_common.schemas import ErrorEnvelopeSchema
 from gateway_common.timeutil import iso
 
@@ -75,14 +75,14 @@ class Config(MethodView):
     @blp.response(200, WebhookConfigSchema)
     def get(self) -> dict:
         """Return the webhook URL and signing secret (created on first use)."""
-        return _config(service.get_config(_db(), merchant_id()))
+        return _config(service.get_config(_db(), current_merchant()))
 
     @blp.arguments(WebhookConfigUpdate)
     @blp.response(200, WebhookConfigSchema)
     @blp.alt_response(400, schema=ErrorEnvelopeSchema, description="Invalid or disallowed URL")
     def put(self, body: dict) -> dict:
         """Set the webhook URL (null or "" removes it)."""
-        return _config(service.update_config(_db(), _cfg(), merchant_id(), body["webhook_url"]))
+        return _config(service.update_config(_db(), _cfg(), current_merchant(), body["webhook_url"]))
 
 
 @blp.route("/webhooks/regenerate-secret")
@@ -90,7 +90,7 @@ class RegenerateSecret(MethodView):
     @blp.response(200, WebhookSecretSchema)
     def post(self) -> dict:
         """Replace the signing secret; later attempts are signed with the new one."""
-        return {"webhook_secret": service.regenerate_secret(_db(), merchant_id()).secret}
+        return {"webhook_secret": service.regenerate_secret(_db(), current_merchant()).secret}
 
 
 @blp.route("/webhooks/test")
@@ -99,7 +99,7 @@ class TestWebhook(MethodView):
     @blp.alt_response(400, schema=ErrorEnvelopeSchema, description="No webhook URL configured")
     def post(self) -> dict:
         """Send a ``webhook.test`` event to the configured URL."""
-        delivery = service.send_test_webhook(_db(), _cfg(), merchant_id(), _dispatch())
+        delivery = service.send_test_webhook(_db(), _cfg(), current_merchant(), _dispatch())
         return {**summary(delivery), "message": "Test webhook scheduled"}
 
 
@@ -110,7 +110,7 @@ class Deliveries(MethodView):
     def get(self, query: dict) -> dict:
         """List webhook logs, newest first (``payment_id`` narrows to one payment and its refunds)."""
         deliveries, total = service.list_deliveries(
-            _db(), merchant_id(), query["limit"], query["offset"], query.get("payment_id")
+            _db(), current_merchant(), query["limit"], query["offset"], query.get("payment_id")
         )
         return {"data": [summary(d) for d in deliveries], "total": total, "limit": query["limit"], "offset": query["offset"]}
 
@@ -121,7 +121,7 @@ class DeliveryView(MethodView):
     @blp.alt_response(404, schema=ErrorEnvelopeSchema, description="Unknown log or another merchant's")
     def get(self, delivery_id: str) -> dict:
         """Return one webhook log with its payload and last response (body truncated to 1 KiB)."""
-        return detail(service.get_delivery(_db(), merchant_id(), delivery_id))
+        return detail(service.get_delivery(_db(), current_merchant(), delivery_id))
 
 
 @blp.route("/webhooks/<string:delivery_id>/retry")
@@ -130,5 +130,5 @@ class RetryView(MethodView):
     @blp.alt_response(404, schema=ErrorEnvelopeSchema, description="Unknown log or another merchant's")
     def post(self, delivery_id: str) -> dict:
         """Reset the log's attempts to 0 and deliver it again."""
-        delivery = service.retry_delivery(_db(), _cfg(), merchant_id(), delivery_id, _dispatch())
+        delivery = service.retry_delivery(_db(), _cfg(), current_merchant(), delivery_id, _dispatch())
         return {"id": delivery.id, "status": str(delivery.status), "message": "Webhook retry scheduled"}

@@ -124,6 +124,18 @@ def record_received(tx: Transaction, event_ids: list[str]) -> None:
         )
 
 
+# For the reconciler (gateway_common.reconcile): a published event this service has not handled.
+NOT_RECEIVED = "NOT EXISTS (SELECT 1 FROM webhooks.received_events r WHERE r.event_id = ev.event_id)"
+
+
+def prune_received(tx: Transaction, keep_seconds: float) -> None:
+    """Forget handled event ids older than ``keep_seconds`` (the reconciler no longer looks that far back)."""
+    tx.cursor.execute(
+        "DELETE FROM webhooks.received_events WHERE received_at < now() - %s::float8 * interval '1 second'",
+        (keep_seconds,),
+    )
+
+
 def start_attempts(tx: Transaction, claims: list[Claim], new_token: str, lease_seconds: float) -> list[Job]:
     """Take over claims for their attempts under a new lease token; stale claims are left out.
 

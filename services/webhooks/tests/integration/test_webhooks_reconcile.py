@@ -9,8 +9,9 @@ import uuid
 import psycopg2
 import pytest
 from gateway_common.events import make_event
+from gateway_common.reconcile import ReconcileConfig, scan
 from webhooks import service
-from webhooks.reconcile import ReconcileConfig, Reconciler, _scan
+from webhooks.reconcile import SOURCES, Reconciler
 
 
 @pytest.fixture(scope="module")
@@ -169,5 +170,5 @@ def test_the_reader_keeps_its_place_but_waits_for_a_gap_an_open_transaction_may_
     assert reconciler.step() == 1
     # (Read from just before the gap: rows other suites left unpublished may hold the reader's own
     # place further back, which is right, so the gap rule is checked on one read.)
-    scan = _scan(db, "payments.payment_events", t - 1, rc)
-    assert (scan.hold, scan.last, scan.found) == (None, t + 1, [])
+    result = scan(db, SOURCES[0], t - 1, rc)
+    assert (result.hold, result.last, result.found) == (None, t + 1, [])
