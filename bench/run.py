@@ -515,6 +515,9 @@ def main() -> int:
     return 0
 
 
+HISTORY_HEADING = "\n## History\n"
+
+
 def write_results(path: Path, rows: list[tuple[str, str, str]], secs: int) -> None:
     cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines() if line.startswith("model name")), platform.processor())
     mem = int(next(line.split()[1] for line in Path("/proc/meminfo").read_text().splitlines() if line.startswith("MemTotal"))) // 1024 // 1024
@@ -532,7 +535,10 @@ def write_results(path: Path, rows: list[tuple[str, str, str]], secs: int) -> No
         *[f"| {a} | {b} | {c} |" for a, b, c in rows],
         "",
     ]
-    path.write_text("\n".join(lines))
+    # The hand-kept History section (figures that once steered the code) survives each new run.
+    old = path.read_text() if path.exists() else ""
+    history = old[old.index(HISTORY_HEADING) :] if HISTORY_HEADING in old else ""
+    path.write_text("\n".join(lines).rstrip("\n") + ("\n" + history if history else "\n"))
     print(f"\nwrote {path}")
 
 

@@ -51,3 +51,14 @@ def test_cpu_seconds_by_part_counts_a_finished_child_as_the_load_generator():
     after = cpu_seconds_by_part()
     spent = after["load generator (wrk)"] - before["load generator (wrk)"]
     assert spent > 0.05  # the child's own CPU time, measured by the kernel
+
+
+def test_a_new_run_keeps_the_history_section(tmp_path):
+    from bench.run import write_results
+
+    results = tmp_path / "RESULTS.md"
+    results.write_text("# old table\n\n| a | b |\n\n## History\n\n- GET planned per call: 33k tps, prepared: 75k\n")
+    write_results(results, [("POST /payments c=64", "2,000 req/s", "p99 60 ms")], 10)
+    text = results.read_text()
+    assert "old table" not in text and "POST /payments c=64" in text
+    assert text.endswith("## History\n\n- GET planned per call: 33k tps, prepared: 75k\n")
