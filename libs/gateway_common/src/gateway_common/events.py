@@ -147,9 +147,8 @@ class Relay:
         self.celery_app = celery_app
         self.redis = redis_client
         self.prefix = pubsub_prefix
-        # Up to 2,000 events a step: at 500, a relay publishing ~4,500 events/s (1,500 payments/s,
-        # three events each, 2 cores) fell behind by 3 s in a 10 s run and kept falling; at 2,000
-        # its oldest unpublished event stayed under 0.6 s old. A light load still goes out at once.
+        # Up to 2,000 events a step: with smaller steps a busy relay fell further and further behind
+        # (bench/RESULTS.md, History). A light load still goes out at once.
         self.batch_size = batch_size
         self._next_prune = 0.0
         self._next_stall_check = 0.0
@@ -208,7 +207,7 @@ class Relay:
     def _waited(self, tx: Transaction, place: dict) -> float:
         # The age of the next row in the relay's order, read from the index: min(created_at) over
         # every row after the place was planned as a scan of the whole outbox (the estimate of a
-        # row comparison is a third of the table), 73 ms at 500k rows, every 30 s.
+        # row comparison is a third of the table; bench/RESULTS.md, History).
         tx.cursor.execute(
             sql.SQL(
                 "SELECT extract(epoch FROM now() - o.created_at)::float8 AS waited FROM {} AS o "
