@@ -6,11 +6,12 @@ import contextlib
 import json
 import time
 import weakref
+from typing import NamedTuple
 
 import psycopg2.errors
 import psycopg2.extensions
 from gateway_common.db import Transaction
-from psycopg2.extras import Json, execute_values
+from psycopg2.extras import Json
 
 from payments.models import Instrument, Order, Payment, PublicOrder
 
@@ -122,16 +123,6 @@ def merchant_for_key(tx: Transaction, api_key: str) -> str | None:
 # ---------------------------------------------------------------- payments
 
 
-_INSERT_PAYMENT_SQL = (
-    "INSERT INTO payments.payments (id, merchant_id, order_id, order_ref, amount, currency, method, vpa, "
-    "card_network, card_last4, card_expiry_month, card_expiry_year, card_holder_name, bank_outcome, "
-    "bank_error_code, created_at, updated_at, next_run_at) "
-    "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, now())"
-)
-_MARK_ORDER_ATTEMPTED_SQL = (
-    "UPDATE payments.orders SET status = 'attempted', updated_at = now() WHERE id = %s AND status = 'created'"
-)
-_INSERT_EVENTS_SQL = "INSERT INTO payments.outbox (event_id, event_type, merchant_id, payload) VALUES "
 class Prepared:
     """One statement PREPAREd per pooled connection; ``sql(cursor)`` returns the EXECUTE to run.
 
@@ -168,62 +159,13 @@ class Prepared:
         return self.execute
 
 
-def _payment_values(payment: Payment, instrument: Instrument) -> tuple:
-    """The stored columns of a new payment, in ``_PAYMENT_COLUMN_TYPES`` order (no order_ref)."""
-    return (
-        payment.id,
-        payment.merchant_id,
-        payment.order_id,
-        payment.amount,
-        payment.currency,
-        payment.method,
-        instrument.vpa,
-        instrument.card_network,
-        instrument.card_last4,
-        instrument.card_expiry_month,
-        instrument.card_expiry_year,
-        instrument.card_holder_name,
-        instrument.bank_outcome,
-        instrument.bank_error_code,
-        payment.created_at,
-        payment.updated_at,
-    )
+class NewPayment(NamedTuple):
+    """A payment to insert: its row, its instrument, its events and the order it pays (if any)."""
 
-
-_INSERT_PAYMENT = Prepared("payments_insert_payment", _INSERT_PAYMENT_SQL)
-_MARK_ORDER_ATTEMPTED = Prepared("payments_mark_order_attempted", _MARK_ORDER_ATTEMPTED_SQL)
-_INSERT_TWO_EVENTS = Prepared("payments_insert_two_events", _INSERT_EVENTS_SQL + "(%s, %s, %s, %s), (%s, %s, %s, %s)")
-
-
-def insert_payment(
-    tx: Transaction,
-    payment: Payment,
-    order_ref: str | None,
-    instrument: Instrument,
-    events: list[dict],
-    *,
-    mark_order_attempted: bool = False,
-) -> None:
-    """Insert a pending payment (due for the bank at once) and its events, in one round trip.
-
-    The statements go to the server as one query string, which PostgreSQL runs atomically
-    even in autocommit mode: the payment and its outbox rows commit together or not at all.
-    """
-    prepare = tx.cursor.connection.autocommit
-    statements = [_INSERT_PAYMENT.sql(tx.cursor) if prepare else _INSERT_PAYMENT_SQL]
-    values = _payment_values(payment, instrument)
-    params: list = [*values[:3], order_ref, *values[3:]]
-    if mark_order_attempted and order_ref:
-        statements.append(_MARK_ORDER_ATTEMPTED.sql(tx.cursor) if prepare else _MARK_ORDER_ATTEMPTED_SQL)
-        params.append(order_ref)
-    if events:
-        if prepare and len(events) == 2:
-            statements.append(_INSERT_TWO_EVENTS.sql(tx.cursor))
-        else:
-            statements.append(_INSERT_EVENTS_SQL + ", ".join(["(%s, %s, %s, %s)"] * len(events)))
-        for e in events:
-            params.extend([e["id"], e["event"], e["merchant_id"], json.dumps(e)])
-    tx.cursor.execute("; ".join(statements), params)
+    payment: Payment
+    instrument: Instrument
+    events: list[dict]
+    order_ref: str | None = None
 
 
 # Many payments (and their events) in one statement: one array per column, unnested in order.
@@ -231,6 +173,7 @@ _PAYMENT_COLUMN_TYPES = (
     ("id", "text"),
     ("merchant_id", "uuid"),
     ("order_id", "text"),
+    ("order_ref", "text"),
     ("amount", "bigint"),
     ("currency", "text"),
     ("method", "text"),
@@ -251,36 +194,64 @@ _INSERT_PAYMENTS_SQL = (
     f"INSERT INTO payments.payments ({', '.join(c for c, _ in _PAYMENT_COLUMN_TYPES)}, next_run_at) "  # noqa: S608
     f"SELECT *, now() FROM unnest({', '.join(f'%s::{t}' for t in _PAYMENT_ARRAY_TYPES)})"
 )
-_INSERT_EVENTS_ARRAYS_SQL = (
+# The one statement that writes this service's outbox rows (events from ``events.make_event``).
+_INSERT_EVENTS_SQL = (
     "INSERT INTO payments.outbox (event_id, event_type, merchant_id, payload) "  # noqa: S608
     f"SELECT * FROM unnest({', '.join(f'%s::{t}' for t in _EVENT_ARRAY_TYPES)})"
 )
 _INSERT_PAYMENTS = Prepared("payments_insert_payments", _INSERT_PAYMENTS_SQL, cast_args=_PAYMENT_ARRAY_TYPES)
-_INSERT_EVENTS_ARRAYS = Prepared(
-    "payments_insert_events_arrays", _INSERT_EVENTS_ARRAYS_SQL, cast_args=_EVENT_ARRAY_TYPES
-)
+_INSERT_EVENTS = Prepared("payments_insert_events", _INSERT_EVENTS_SQL, cast_args=_EVENT_ARRAY_TYPES)
 
 
-def insert_payments(tx: Transaction, rows: list[tuple[Payment, Instrument, list[dict]]]) -> None:
-    """Insert pending payments without an order, and their events, in one round trip.
+def _payment_values(new: NewPayment) -> tuple:
+    """The stored columns of a new payment, in ``_PAYMENT_COLUMN_TYPES`` order."""
+    payment, instrument = new.payment, new.instrument
+    return (
+        payment.id,
+        payment.merchant_id,
+        payment.order_id,
+        new.order_ref,
+        payment.amount,
+        payment.currency,
+        payment.method,
+        instrument.vpa,
+        instrument.card_network,
+        instrument.card_last4,
+        instrument.card_expiry_month,
+        instrument.card_expiry_year,
+        instrument.card_holder_name,
+        instrument.bank_outcome,
+        instrument.bank_error_code,
+        payment.created_at,
+        payment.updated_at,
+    )
 
-    What ``insert_payment`` does for one payment, for many: one query string of two statements,
-    atomic even in autocommit, so all of them commit together or none does.
+
+def _event_columns(events: list[dict]) -> list[list]:
+    """The outbox columns of ``events``, one array per column in ``_EVENT_ARRAY_TYPES`` order."""
+    return [
+        [e["id"] for e in events],
+        [e["event"] for e in events],
+        [e["merchant_id"] for e in events],
+        [json.dumps(e) for e in events],
+    ]
+
+
+def insert_payments(tx: Transaction, rows: list[NewPayment]) -> None:
+    """Insert pending payments (due for the bank at once) and their events, in one round trip.
+
+    One query string of two statements, which PostgreSQL runs atomically even in autocommit mode:
+    the payments and their outbox rows commit together or not at all.
     """
     columns: list[list] = [[] for _ in _PAYMENT_COLUMN_TYPES]
-    event_columns: list[list] = [[], [], [], []]
-    for payment, instrument, events in rows:
-        for column, value in zip(columns, _payment_values(payment, instrument), strict=True):
+    for new in rows:
+        for column, value in zip(columns, _payment_values(new), strict=True):
             column.append(value)
-        for e in events:
-            event_columns[0].append(e["id"])
-            event_columns[1].append(e["event"])
-            event_columns[2].append(e["merchant_id"])
-            event_columns[3].append(json.dumps(e))
+    events = [e for new in rows for e in new.events]
     prepare = tx.cursor.connection.autocommit
     payments_sql = _INSERT_PAYMENTS.sql(tx.cursor) if prepare else _INSERT_PAYMENTS_SQL
-    events_sql = _INSERT_EVENTS_ARRAYS.sql(tx.cursor) if prepare else _INSERT_EVENTS_ARRAYS_SQL
-    tx.cursor.execute(f"{payments_sql}; {events_sql}", [*columns, *event_columns])
+    events_sql = _INSERT_EVENTS.sql(tx.cursor) if prepare else _INSERT_EVENTS_SQL
+    tx.cursor.execute(f"{payments_sql}; {events_sql}", [*columns, *_event_columns(events)])
 
 
 def get_payment(tx: Transaction, merchant_id: str, payment_id: str, *, for_update: bool = False) -> Payment | None:
@@ -375,7 +346,7 @@ def claim_due(tx: Transaction, limit: int) -> list[dict]:
 def start_processing(tx: Transaction, ids: list[str], delays_ms: list[int], lease_seconds: int) -> None:
     """Hand pending payments to the bank: processing, due after each one's delay.
 
-    Their answer is scheduled when they start (see ``service.sweep_due``), so they come due
+    Their answer is scheduled when they start (see ``bank_schedule.sweep_due``), so they come due
     again for the sweeper only ``lease_seconds`` after that, in case the answer is lost.
     """
     tx.cursor.execute(
@@ -466,9 +437,4 @@ def prune_idempotency_keys(tx: Transaction, limit: int) -> int:
 def insert_events(tx: Transaction, events: list[dict]) -> None:
     """Write several outbox events (envelopes from ``events.make_event``) in one statement."""
     if events:
-        execute_values(
-            tx.cursor,
-            "INSERT INTO payments.outbox (event_id, event_type, merchant_id, payload) VALUES %s",
-            [(e["id"], e["event"], e["merchant_id"], json.dumps(e)) for e in events],
-            page_size=500,
-        )
+        tx.cursor.execute(_INSERT_EVENTS_SQL, _event_columns(events))

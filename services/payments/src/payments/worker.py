@@ -11,7 +11,7 @@ from gateway_common.events import Relay, Route
 from gateway_common.loops import Loop
 from gateway_common.workers import heartbeat_loop, make_celery, run_loops_in_worker
 
-from payments import runtime, service
+from payments import bank_schedule, runtime, service
 from payments.tasks import PROCESS_TASK, QUEUE
 
 WORKER_NAME = "payments-worker"
@@ -34,7 +34,7 @@ def dispatch(payment_ids: list[str]) -> None:
     app.send_task(PROCESS_TASK, args=[payment_ids], queue=QUEUE)
 
 
-def scheduler(schedule: service.AnswerSchedule) -> Callable[[list[str], float], None]:
+def scheduler(schedule: bank_schedule.AnswerSchedule) -> Callable[[list[str], float], None]:
     """Answers due later wait in this process's schedule; lost ones found by the sweeper go to Celery."""
 
     def send(payment_ids: list[str], countdown: float) -> None:
@@ -52,12 +52,12 @@ def make_loops() -> list[Loop]:
     db = runtime.database()
     relay = Relay(db, "payments", ROUTES, app, runtime.redis_client(), settings.pubsub_prefix)
     config = runtime.bank_config()
-    schedule = service.AnswerSchedule()
+    schedule = bank_schedule.AnswerSchedule()
     send = scheduler(schedule)
     # Refund events whose Celery task was lost (Redis restart) are re-read from the refunds outbox view.
     reconciler = service.RefundReconciler(db)
     return [
-        Loop("payments-bank-sweeper", lambda: service.sweep_due(db, config, send), interval=0.1, busy_interval=BUSY),
+        Loop("payments-bank-sweeper", lambda: bank_schedule.sweep_due(db, config, send), interval=0.1, busy_interval=BUSY),
         Loop("payments-bank-answers", lambda: schedule.run_due(db, config), interval=ANSWER_TICK),
         Loop("payments-outbox-relay", relay.run_once, interval=0.1, busy_interval=BUSY),
         Loop("payments-refund-reconciler", reconciler.step, interval=5.0, error_backoff=5.0),

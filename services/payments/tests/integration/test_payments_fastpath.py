@@ -118,7 +118,7 @@ def test_post_for_an_order_and_with_idempotency_key(client, headers):
 
 
 def test_the_prepared_lookup_is_prepared_again_and_keeps_answering(client, headers, monkeypatch):
-    from payments import service
+    from payments.autocommit import PreparedQuery
 
     created = client.post(
         "/api/v1/payments", json={"amount": 1000, "method": "upi", "vpa": "success@upi"}, headers=headers
@@ -126,7 +126,7 @@ def test_the_prepared_lookup_is_prepared_again_and_keeps_answering(client, heade
     path = f"/api/v1/payments/{created['id']}"
     first = client.get(path, headers=headers)
     # Every lookup now finds its plan too old: DEALLOCATE and PREPARE again, each time.
-    monkeypatch.setattr(service.PreparedQuery, "REPLAN_SECONDS", -1.0)
+    monkeypatch.setattr(PreparedQuery, "REPLAN_SECONDS", -1.0)
     again = [client.get(path, headers=headers) for _ in range(3)]
     assert first.status_code == 200
     assert [r.status_code for r in again] == [200, 200, 200]
