@@ -67,5 +67,3 @@ def make_loops() -> list[Loop]:
 
 
 run_loops_in_worker(app, "payments", make_loops)
-
-import payments.tasks  # noqa: E402, F401 - registers the tasks with this app
