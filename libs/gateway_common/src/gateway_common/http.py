@@ -256,11 +256,15 @@ def create_base_app(settings: Settings, *, title: str, version: str = "1.0.0") -
     return app, api
 
 
+def came_through_gateway(given: str, secret: str) -> bool:
+    """Tell whether an ``X-Gateway-Secret`` value is the gateway's secret (in constant time)."""
+    return hmac.compare_digest(given.encode(), secret.encode())
+
+
 def require_gateway() -> None:
     """Refuse a request that did not come through the gateway (wrong internal secret)."""
     settings: Settings = current_app.extensions["gateway_settings"]
-    given = request.headers.get(GATEWAY_SECRET_HEADER, "")
-    if not hmac.compare_digest(given.encode(), settings.gateway_secret.encode()):
+    if not came_through_gateway(request.headers.get(GATEWAY_SECRET_HEADER, ""), settings.gateway_secret):
         raise AuthenticationError("Request did not come through the gateway")
 
 

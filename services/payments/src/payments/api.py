@@ -48,6 +48,8 @@ blp = Blueprint("payments", __name__, url_prefix="/api/v1", description="Orders,
 public = Blueprint("public", __name__, url_prefix="/api/v1", description="Checkout endpoints (no secret)")
 ops = Blueprint("ops", __name__, description="Health and test endpoints")
 
+# The one definition of a valid POST /payments body, shared with the WSGI fast path.
+CREATE_PAYMENT_REQUEST = CreatePaymentRequest()
 WORKERS = {"payments": "payments-worker", "refunds": "refunds-worker", "webhooks": "webhooks-worker"}
 
 
@@ -59,13 +61,17 @@ def _redis() -> redis.Redis:
     return current_app.extensions["redis"]
 
 
-def current_merchant() -> str:
-    """Return the gateway-verified merchant id (a UUID), else 401."""
-    value = merchant_id()
+def canonical_merchant(value: str) -> str:
+    """Return a merchant id in its canonical UUID form, else 401."""
     try:
         return str(uuid.UUID(value))
     except ValueError as exc:
         raise AuthenticationError("Missing or invalid credentials") from exc
+
+
+def current_merchant() -> str:
+    """Return the gateway-verified merchant id (a UUID), else 401."""
+    return canonical_merchant(merchant_id())
 
 
 def public_merchant() -> str:
@@ -146,7 +152,7 @@ class PublicOrderView(MethodView):
 @blp.route("/payments")
 class Payments(MethodView):
     @once_per_key(current_merchant)
-    @blp.arguments(CreatePaymentRequest())
+    @blp.arguments(CREATE_PAYMENT_REQUEST)
     @blp.alt_response(201, schema=PaymentSchema, success=True, description="The payment, pending")
     @blp.alt_response(400, schema=ErrorEnvelopeSchema)
     @blp.alt_response(404, schema=ErrorEnvelopeSchema)
