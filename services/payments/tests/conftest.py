@@ -95,7 +95,7 @@ def drive_bank(db):
     """Run the bank in-process (no delay) until the given payments are final; return their statuses."""
     import time
 
-    from payments import service
+    from payments import bank_schedule
     from payments.bank import BankConfig
 
     def drive(payment_ids: list[str], config: BankConfig | None = None, timeout: float = 15.0) -> dict[str, str]:
@@ -103,9 +103,9 @@ def drive_bank(db):
         deadline = time.monotonic() + timeout
         while True:
             dispatched: list[list[str]] = []
-            service.sweep_due(db, config, lambda ids, countdown: dispatched.append(ids))
+            bank_schedule.sweep_due(db, config, lambda ids, countdown: dispatched.append(ids))
             for batch in dispatched:
-                service.process_payments(db, config, batch)
+                bank_schedule.process_payments(db, config, batch)
             with db.transaction() as tx:
                 tx.cursor.execute("SELECT id, status FROM payments.payments WHERE id = ANY(%s)", (list(payment_ids),))
                 statuses = {r["id"]: r["status"] for r in tx.cursor.fetchall()}

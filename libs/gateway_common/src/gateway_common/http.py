@@ -254,11 +254,15 @@ def create_base_app(settings: Settings, *, title: str, version: str = "1.0.0") -
     return app, api
 
 
+def came_through_gateway(given: str, secret: str) -> bool:
+    """Tell whether an ``X-Gateway-Secret`` value is the gateway's secret (in constant time)."""
+    return hmac.compare_digest(given.encode(), secret.encode())
+
+
 def require_gateway() -> None:
     """Refuse a request that did not come through the gateway (wrong internal secret)."""
     settings: Settings = current_app.extensions["gateway_settings"]
-    given = request.headers.get(GATEWAY_SECRET_HEADER, "")
-    if not hmac.compare_digest(given.encode(), settings.gateway_secret.encode()):
+    if not came_through_gateway(request.headers.get(GATEWAY_SECRET_HEADER, ""), settings.gateway_secret):
         raise AuthenticationError("Request did not come through the gateway")
 
 
@@ -279,12 +283,17 @@ def merchant_id() -> str:
     return value
 
 
-def current_merchant() -> str:
-    """Return the gateway-verified merchant id as a canonical UUID, else 401."""
+def canonical_merchant(value: str) -> str:
+    """Return a merchant id in its canonical UUID form, else 401."""
     try:
-        return str(uuid.UUID(merchant_id()))
+        return str(uuid.UUID(value))
     except ValueError as exc:
         raise AuthenticationError("Missing or invalid credentials") from exc
+
+
+def current_merchant() -> str:
+    """Return the gateway-verified merchant id as a canonical UUID, else 401."""
+    return canonical_merchant(merchant_id())
 
 
 class _Unstored(Exception):

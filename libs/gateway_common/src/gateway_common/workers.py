@@ -1,12 +1,16 @@
-"""Celery app factory, worker heartbeats and loops that run inside a worker."""
+"""Celery app factory, per-process worker resources, worker heartbeats and loops that run inside a worker."""
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
+import os
 import socket
+import threading
 import time
 from collections.abc import Callable
+from typing import Generic, TypeVar
 
 import redis
 from celery import Celery, bootsteps
@@ -19,6 +23,48 @@ from gateway_common.patches import require_checked
 HEARTBEAT_TTL = 15
 log = logging.getLogger(__name__)
 _patched = False
+T = TypeVar("T")
+
+
+class PerProcess(Generic[T]):
+    """A worker's resource (settings, pool, client, engine) built on first use in each process.
+
+    Built lazily, so importing a worker module opens nothing; built once even when task threads
+    and loops ask at the same time; built again in a forked child, whose parent's threads and
+    sockets did not come along.
+    """
+
+    def __init__(self, build: Callable[[], T]) -> None:
+        functools.update_wrapper(self, build)
+        self._build = build
+        self._lock = threading.Lock()
+        self._pid: int | None = None
+        self._value: T | None = None
+        os.register_at_fork(after_in_child=self._forget)
+
+    def __call__(self) -> T:
+        """Return this process's resource, building it on first use."""
+        if self._pid != os.getpid():
+            with self._lock:
+                if self._pid != os.getpid():
+                    self._value = self._build()
+                    self._pid = os.getpid()
+        return self._value  # type: ignore[return-value]
+
+    def built(self) -> bool:
+        """Tell whether this process has built its resource (and so may have work to finish)."""
+        return self._pid == os.getpid()
+
+    def _forget(self) -> None:
+        # A lock held by a parent thread at fork time would never be released in the child.
+        self._lock = threading.Lock()
+        self._pid = None
+        self._value = None
+
+
+def per_process(build: Callable[[], T]) -> PerProcess[T]:
+    """Make ``build`` a worker resource accessor: one value per process, built on first use."""
+    return PerProcess(build)
 
 
 # kombu.transport.redis.QoS.restore_unacked, as read in the versions below:
@@ -87,7 +133,7 @@ def heartbeat_key(prefix: str, worker: str, host: str) -> str:
 
 def heartbeat_loop(client: redis.Redis, prefix: str, worker: str) -> Loop:
     """Return a loop that refreshes this worker's heartbeat every few seconds."""
-    host = f"{socket.gethostname()}:{__import__('os').getpid()}"
+    host = f"{socket.gethostname()}:{os.getpid()}"
 
     def beat() -> int:
         client.set(heartbeat_key(prefix, worker, host), json.dumps({"at": time.time()}), ex=HEARTBEAT_TTL)

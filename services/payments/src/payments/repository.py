@@ -5,14 +5,18 @@ from __future__ import annotations
 import contextlib
 import time
 import weakref
+from typing import NamedTuple
 
 import psycopg2.errors
 import psycopg2.extensions
 from gateway_common.db import Transaction
-from gateway_common.events import EVENT_ARRAY_TYPES, event_columns, insert_events_sql
+from gateway_common.events import EVENT_ARRAY_TYPES, Outbox, event_columns, insert_events_sql
 from psycopg2.extras import Json
 
 from payments.models import Instrument, Order, Payment, PublicOrder
+
+# The schema's outbox: events written in the same transaction as the change they describe.
+OUTBOX = Outbox("payments")
 
 _ORDER_COLUMNS = (
     "id, merchant_id::text AS merchant_id, amount, currency, receipt, notes, status, created_at, updated_at"
@@ -122,15 +126,6 @@ def merchant_for_key(tx: Transaction, api_key: str) -> str | None:
 # ---------------------------------------------------------------- payments
 
 
-_INSERT_PAYMENT_SQL = (
-    "INSERT INTO payments.payments (id, merchant_id, order_id, order_ref, amount, currency, method, vpa, "
-    "card_network, card_last4, card_expiry_month, card_expiry_year, card_holder_name, bank_outcome, "
-    "bank_error_code, created_at, updated_at, next_run_at) "
-    "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, now())"
-)
-_MARK_ORDER_ATTEMPTED_SQL = (
-    "UPDATE payments.orders SET status = 'attempted', updated_at = now() WHERE id = %s AND status = 'created'"
-)
 class Prepared:
     """One statement PREPAREd per pooled connection; ``sql(cursor)`` returns the EXECUTE to run.
 
@@ -167,57 +162,13 @@ class Prepared:
         return self.execute
 
 
-def _payment_values(payment: Payment, instrument: Instrument) -> tuple:
-    """The stored columns of a new payment, in ``_PAYMENT_COLUMN_TYPES`` order (no order_ref)."""
-    return (
-        payment.id,
-        payment.merchant_id,
-        payment.order_id,
-        payment.amount,
-        payment.currency,
-        payment.method,
-        instrument.vpa,
-        instrument.card_network,
-        instrument.card_last4,
-        instrument.card_expiry_month,
-        instrument.card_expiry_year,
-        instrument.card_holder_name,
-        instrument.bank_outcome,
-        instrument.bank_error_code,
-        payment.created_at,
-        payment.updated_at,
-    )
+class NewPayment(NamedTuple):
+    """A payment to insert: its row, its instrument, its events and the order it pays (if any)."""
 
-
-_INSERT_PAYMENT = Prepared("payments_insert_payment", _INSERT_PAYMENT_SQL)
-_MARK_ORDER_ATTEMPTED = Prepared("payments_mark_order_attempted", _MARK_ORDER_ATTEMPTED_SQL)
-
-
-def insert_payment(
-    tx: Transaction,
-    payment: Payment,
-    order_ref: str | None,
-    instrument: Instrument,
-    events: list[dict],
-    *,
-    mark_order_attempted: bool = False,
-) -> None:
-    """Insert a pending payment (due for the bank at once) and its events, in one round trip.
-
-    The statements go to the server as one query string, which PostgreSQL runs atomically
-    even in autocommit mode: the payment and its outbox rows commit together or not at all.
-    """
-    prepare = tx.cursor.connection.autocommit
-    statements = [_INSERT_PAYMENT.sql(tx.cursor) if prepare else _INSERT_PAYMENT_SQL]
-    values = _payment_values(payment, instrument)
-    params: list = [*values[:3], order_ref, *values[3:]]
-    if mark_order_attempted and order_ref:
-        statements.append(_MARK_ORDER_ATTEMPTED.sql(tx.cursor) if prepare else _MARK_ORDER_ATTEMPTED_SQL)
-        params.append(order_ref)
-    if events:
-        statements.append(_INSERT_EVENTS.sql(tx.cursor) if prepare else _INSERT_EVENTS_SQL)
-        params.extend(event_columns(events))
-    tx.cursor.execute("; ".join(statements), params)
+    payment: Payment
+    instrument: Instrument
+    events: list[dict]
+    order_ref: str | None = None
 
 
 # Many payments (and their events) in one statement: one array per column, unnested in order.
@@ -225,6 +176,7 @@ _PAYMENT_COLUMN_TYPES = (
     ("id", "text"),
     ("merchant_id", "uuid"),
     ("order_id", "text"),
+    ("order_ref", "text"),
     ("amount", "bigint"),
     ("currency", "text"),
     ("method", "text"),
@@ -249,20 +201,45 @@ _INSERT_PAYMENTS = Prepared("payments_insert_payments", _INSERT_PAYMENTS_SQL, ca
 _INSERT_EVENTS = Prepared("payments_insert_events", _INSERT_EVENTS_SQL, cast_args=EVENT_ARRAY_TYPES)
 
 
-def insert_payments(tx: Transaction, rows: list[tuple[Payment, Instrument, list[dict]]]) -> None:
-    """Insert pending payments without an order, and their events, in one round trip.
+def _payment_values(new: NewPayment) -> tuple:
+    """The stored columns of a new payment, in ``_PAYMENT_COLUMN_TYPES`` order."""
+    payment, instrument = new.payment, new.instrument
+    return (
+        payment.id,
+        payment.merchant_id,
+        payment.order_id,
+        new.order_ref,
+        payment.amount,
+        payment.currency,
+        payment.method,
+        instrument.vpa,
+        instrument.card_network,
+        instrument.card_last4,
+        instrument.card_expiry_month,
+        instrument.card_expiry_year,
+        instrument.card_holder_name,
+        instrument.bank_outcome,
+        instrument.bank_error_code,
+        payment.created_at,
+        payment.updated_at,
+    )
 
-    What ``insert_payment`` does for one payment, for many: one query string of two statements,
-    atomic even in autocommit, so all of them commit together or none does.
+
+def insert_payments(tx: Transaction, rows: list[NewPayment]) -> None:
+    """Insert pending payments (due for the bank at once) and their events, in one round trip.
+
+    One query string of two statements, which PostgreSQL runs atomically even in autocommit mode:
+    the payments and their outbox rows commit together or not at all.
     """
     columns: list[list] = [[] for _ in _PAYMENT_COLUMN_TYPES]
-    for payment, instrument, _events in rows:
-        for column, value in zip(columns, _payment_values(payment, instrument), strict=True):
+    for new in rows:
+        for column, value in zip(columns, _payment_values(new), strict=True):
             column.append(value)
+    events = [e for new in rows for e in new.events]
     prepare = tx.cursor.connection.autocommit
     payments_sql = _INSERT_PAYMENTS.sql(tx.cursor) if prepare else _INSERT_PAYMENTS_SQL
     events_sql = _INSERT_EVENTS.sql(tx.cursor) if prepare else _INSERT_EVENTS_SQL
-    tx.cursor.execute(f"{payments_sql}; {events_sql}", [*columns, *event_columns(e for *_, events in rows for e in events)])
+    tx.cursor.execute(f"{payments_sql}; {events_sql}", [*columns, *event_columns(events)])
 
 
 def get_payment(tx: Transaction, merchant_id: str, payment_id: str, *, for_update: bool = False) -> Payment | None:
@@ -357,7 +334,7 @@ def claim_due(tx: Transaction, limit: int) -> list[dict]:
 def start_processing(tx: Transaction, ids: list[str], delays_ms: list[int], lease_seconds: int) -> None:
     """Hand pending payments to the bank: processing, due after each one's delay.
 
-    Their answer is scheduled when they start (see ``service.sweep_due``), so they come due
+    Their answer is scheduled when they start (see ``bank_schedule.sweep_due``), so they come due
     again for the sweeper only ``lease_seconds`` after that, in case the answer is lost.
     """
     tx.cursor.execute(

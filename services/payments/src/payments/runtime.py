@@ -1,12 +1,11 @@
-"""Process-wide settings, database pool and Redis client of the payments worker."""
+"""Per-process resources of the payments worker: settings, database pool, Redis client, bank config."""
 
 from __future__ import annotations
-
-import functools
 
 import redis
 from gateway_common.config import Settings
 from gateway_common.db import Database
+from gateway_common.workers import per_process
 
 from payments.bank import BankConfig
 
@@ -14,28 +13,28 @@ from payments.bank import BankConfig
 WORKER_POOL_MIN = 16
 
 
-@functools.cache
+@per_process
 def settings() -> Settings:
     """Return the service settings read from the environment."""
     return Settings.from_env("payments")
 
 
-@functools.cache
+@per_process
 def database() -> Database:
-    """Return the worker's database pool (created lazily, fork-safe)."""
+    """Return the worker's database pool."""
     s = settings()
     return Database(
         s.service_database_url, maxconn=max(s.db_pool_max, WORKER_POOL_MIN), application_name="payments-worker"
     )
 
 
-@functools.cache
+@per_process
 def redis_client() -> redis.Redis:
     """Return the worker's Redis client."""
     return redis.Redis.from_url(settings().redis_url, socket_timeout=5, socket_connect_timeout=3)
 
 
-@functools.cache
+@per_process
 def bank_config() -> BankConfig:
     """Return the simulated bank's configuration."""
     return BankConfig.from_settings(settings())

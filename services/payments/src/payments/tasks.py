@@ -5,7 +5,7 @@ from __future__ import annotations
 from celery import shared_task
 from gateway_common.events import events_from_task
 
-from payments import refund_sync, runtime, service
+from payments import bank_schedule, refund_sync, runtime
 
 QUEUE = "payments"
 PROCESS_TASK = "payments.process"
@@ -14,7 +14,7 @@ PROCESS_TASK = "payments.process"
 @shared_task(name=PROCESS_TASK, acks_late=True, ignore_result=True)
 def process_payments(payment_ids: list[str]) -> int:
     """Give the simulated bank's answer to due processing payments (sent by the sweeper for lost answers)."""
-    return service.process_payments(runtime.database(), runtime.bank_config(), payment_ids)
+    return bank_schedule.process_payments(runtime.database(), runtime.bank_config(), payment_ids)
 
 
 @shared_task(

@@ -12,7 +12,7 @@ from gateway_common.idempotency import pruner_loop
 from gateway_common.loops import Loop
 from gateway_common.workers import heartbeat_loop, make_celery, run_loops_in_worker
 
-from payments import refund_sync, runtime, service
+from payments import bank_schedule, refund_sync, runtime
 from payments.tasks import PROCESS_TASK, QUEUE
 
 WORKER_NAME = "payments-worker"
@@ -35,7 +35,7 @@ def dispatch(payment_ids: list[str]) -> None:
     app.send_task(PROCESS_TASK, args=[payment_ids], queue=QUEUE)
 
 
-def scheduler(schedule: service.AnswerSchedule) -> Callable[[list[str], float], None]:
+def scheduler(schedule: bank_schedule.AnswerSchedule) -> Callable[[list[str], float], None]:
     """Answers due later wait in this process's schedule; lost ones found by the sweeper go to Celery."""
 
     def send(payment_ids: list[str], countdown: float) -> None:
@@ -53,12 +53,12 @@ def make_loops() -> list[Loop]:
     db = runtime.database()
     relay = Relay(db, "payments", ROUTES, app, runtime.redis_client(), settings.pubsub_prefix)
     config = runtime.bank_config()
-    schedule = service.AnswerSchedule()
+    schedule = bank_schedule.AnswerSchedule()
     send = scheduler(schedule)
     # Refund events whose Celery task was lost (Redis restart) are re-read from the refunds outbox view.
     reconciler = refund_sync.reconciler(db)
     return [
-        Loop("payments-bank-sweeper", lambda: service.sweep_due(db, config, send), interval=0.1, busy_interval=BUSY),
+        Loop("payments-bank-sweeper", lambda: bank_schedule.sweep_due(db, config, send), interval=0.1, busy_interval=BUSY),
         Loop("payments-bank-answers", lambda: schedule.run_due(db, config), interval=ANSWER_TICK),
         Loop("payments-outbox-relay", relay.run_once, interval=0.1, busy_interval=BUSY),
         Loop("payments-refund-reconciler", reconciler.step, interval=5.0, error_backoff=5.0),
@@ -68,5 +68,3 @@ def make_loops() -> list[Loop]:
 
 
 run_loops_in_worker(app, "payments", make_loops)
-
-import payments.tasks  # noqa: E402, F401 - registers the tasks with this app

@@ -8,6 +8,7 @@ import psycopg2
 import pytest
 from gateway_common.ids import new_id
 from payments import repository, service
+from payments.autocommit import single_statement
 
 
 def test_payment_and_events_commit_together(client, headers, db, admin_conn):
@@ -21,10 +22,10 @@ def test_payment_and_events_commit_together(client, headers, db, admin_conn):
     clone = replace(payment, id=new_id("pay_"))
     instrument = service.build_instrument({"method": "upi", "vpa": "a@b"})
     # Two events, as create_payment writes them (the prepared statement in autocommit); the second
-    # has no type, so the last statement fails and the payment insert must go too.
+    # has no type, so the events statement fails and the payment insert must go too.
     events = [{**existing_event, "id": new_id("evt_")}, {**existing_event, "id": new_id("evt_"), "event": None}]
-    with pytest.raises(psycopg2.IntegrityError), service.single_statement(db) as tx:
-        repository.insert_payment(tx, clone, None, instrument, events)
+    with pytest.raises(psycopg2.IntegrityError), single_statement(db) as tx:
+        repository.insert_payments(tx, [repository.NewPayment(clone, instrument, events)])
     with admin_conn.cursor() as cur:
         cur.execute("SELECT count(*) FROM payments.payments WHERE id = %s", (clone.id,))
         assert cur.fetchone()[0] == 0

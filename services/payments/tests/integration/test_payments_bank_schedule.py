@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 
 import pytest
-from payments import service
+from payments import bank_schedule
 from payments.bank import BankConfig
 
 
@@ -17,7 +17,7 @@ def create(client, headers, vpa="success@upi") -> str:
 
 def sweep(db, config) -> list[tuple[list[str], float]]:
     sent: list[tuple[list[str], float]] = []
-    service.sweep_due(db, config, lambda ids, countdown: sent.append((list(ids), countdown)))
+    bank_schedule.sweep_due(db, config, lambda ids, countdown: sent.append((list(ids), countdown)))
     return sent
 
 
@@ -42,11 +42,11 @@ def final_events(admin_conn, payment_id) -> list[str]:
 
 
 def test_due_batches_round_delays_up_and_group_them():
-    assert service.due_batches(["a", "b", "c", "d"], [1000, 5001, 1000, 5099], step_ms=100) == [
+    assert bank_schedule.due_batches(["a", "b", "c", "d"], [1000, 5001, 1000, 5099], step_ms=100) == [
         (1.0, ["a", "c"]),
         (5.1, ["b", "d"]),
     ]
-    assert service.due_batches([], []) == []
+    assert bank_schedule.due_batches([], []) == []
 
 
 def test_the_answer_is_sent_ahead_and_a_lost_one_comes_back_after_the_lease(client, headers, db, admin_conn):
@@ -57,7 +57,7 @@ def test_the_answer_is_sent_ahead_and_a_lost_one_comes_back_after_the_lease(clie
     assert [countdown for _, countdown in sent] == [pytest.approx(0.3)]
     status, delay, lease = row(admin_conn, payment_id)
     assert status == "processing" and delay == pytest.approx(0.25, abs=0.01)
-    assert lease == pytest.approx(service.LEASE_SECONDS)  # back for the sweeper only if that task is lost
+    assert lease == pytest.approx(bank_schedule.LEASE_SECONDS)  # back for the sweeper only if that task is lost
     assert not [ids for ids, _ in sweep(db, config) if payment_id in ids]
 
     # The task is lost: once the lease runs out, the sweeper sends the answer again, at once.
@@ -70,9 +70,9 @@ def test_the_answer_is_sent_ahead_and_a_lost_one_comes_back_after_the_lease(clie
     resent = [(ids, countdown) for ids, countdown in sweep(db, config) if payment_id in ids]
     assert [countdown for _, countdown in resent] == [0.0]
     assert row(admin_conn, payment_id)[2] > 0  # under a new lease
-    assert service.process_payments(db, config, resent[0][0]) >= 1
+    assert bank_schedule.process_payments(db, config, resent[0][0]) >= 1
     # The first task turns up after all: it finds nothing to do.
-    assert service.process_payments(db, config, sent[0][0]) == 0
+    assert bank_schedule.process_payments(db, config, sent[0][0]) == 0
     assert row(admin_conn, payment_id)[0] == "success"
     assert final_events(admin_conn, payment_id) == ["payment.success"]
 
@@ -82,7 +82,7 @@ def test_a_task_that_runs_before_the_answer_is_due_is_sent_again_for_then(client
     payment_id = create(client, headers, vpa="someone@okaxis")
     (ids,) = [ids for ids, _ in sweep(db, config) if payment_id in ids]
     again: list[tuple[list[str], float]] = []
-    assert service.process_payments(db, config, ids, dispatch=lambda i, c: again.append((i, c))) == 0
+    assert bank_schedule.process_payments(db, config, ids, dispatch=lambda i, c: again.append((i, c))) == 0
     (early_ids, countdown), *_ = again
     assert payment_id in early_ids and 2.0 < countdown <= 3.0
     assert row(admin_conn, payment_id)[0] == "processing"
@@ -90,14 +90,14 @@ def test_a_task_that_runs_before_the_answer_is_due_is_sent_again_for_then(client
 
     with admin_conn.cursor() as cur:
         cur.execute("UPDATE payments.payments SET bank_due_at = now() WHERE id = %s", (payment_id,))
-    assert service.process_payments(db, config, early_ids) >= 1
+    assert bank_schedule.process_payments(db, config, early_ids) >= 1
     assert row(admin_conn, payment_id)[0] == "failed"
     assert final_events(admin_conn, payment_id) == ["payment.failed"]
 
 
 def test_the_answer_schedule_gives_batches_when_due_and_keeps_failed_ones():
     now = [100.0]
-    schedule = service.AnswerSchedule(clock=lambda: now[0])
+    schedule = bank_schedule.AnswerSchedule(clock=lambda: now[0])
     schedule.add(["late"], 2.0)
     schedule.add(["soon"], 0.5)
     schedule.add(["also_soon"], 0.5)
@@ -114,15 +114,15 @@ def test_the_answer_schedule_gives_batches_when_due_and_keeps_failed_ones():
     with pytest.raises(RuntimeError):
         schedule.run_due(DatabaseDown(), BankConfig())
     assert schedule.take_due() == []  # kept, for a second later
-    now[0] = 102.0 + service.ANSWER_RETRY_SECONDS
+    now[0] = 102.0 + bank_schedule.ANSWER_RETRY_SECONDS
     assert schedule.take_due() == [["late"]]
 
 
 def test_scheduled_answers_are_given_when_due(client, headers, db, admin_conn):
     config = BankConfig(test_mode=True, test_delay_ms=200, test_success=True)
     payment_id = create(client, headers)
-    schedule = service.AnswerSchedule()
-    service.sweep_due(db, config, schedule.add)
+    schedule = bank_schedule.AnswerSchedule()
+    bank_schedule.sweep_due(db, config, schedule.add)
     assert row(admin_conn, payment_id)[0] == "processing"
     deadline = time.monotonic() + 5
     while row(admin_conn, payment_id)[0] == "processing" and time.monotonic() < deadline:

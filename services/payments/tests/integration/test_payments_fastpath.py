@@ -118,7 +118,7 @@ def test_post_for_an_order_and_with_idempotency_key(client, headers):
 
 
 def test_the_prepared_lookup_is_prepared_again_and_keeps_answering(client, headers, monkeypatch):
-    from payments import service
+    from payments.autocommit import PreparedQuery
 
     created = client.post(
         "/api/v1/payments", json={"amount": 1000, "method": "upi", "vpa": "success@upi"}, headers=headers
@@ -126,9 +126,30 @@ def test_the_prepared_lookup_is_prepared_again_and_keeps_answering(client, heade
     path = f"/api/v1/payments/{created['id']}"
     first = client.get(path, headers=headers)
     # Every lookup now finds its plan too old: DEALLOCATE and PREPARE again, each time.
-    monkeypatch.setattr(service.PreparedQuery, "REPLAN_SECONDS", -1.0)
+    monkeypatch.setattr(PreparedQuery, "REPLAN_SECONDS", -1.0)
     again = [client.get(path, headers=headers) for _ in range(3)]
     assert first.status_code == 200
     assert [r.status_code for r in again] == [200, 200, 200]
     assert {r.get_json()["id"] for r in [first, *again]} == {created["id"]}
     assert client.get("/api/v1/payments/pay_0000000000000000", headers=headers).status_code == 404
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"amount": 50000, "method": "upi", "vpa": "success@upi"},
+        {"amount": 50000, "currency": "INR", "method": "card", "card": {
+            "number": "4111 1111 1111 1111", "expiry_month": 12, "expiry_year": 2030, "cvv": "123", "holder_name": "A B",
+        }},
+    ],
+)
+def test_every_body_the_views_schema_accepts_is_answered_by_the_fast_path(app, client, headers, body):
+    # One definition of a valid request: what CreatePaymentRequest loads, the fast path answers itself.
+    def flask_must_not_answer(environ, start_response):
+        raise AssertionError(f"Flask answered {environ['REQUEST_METHOD']} {environ['PATH_INFO']}")
+
+    fast = FastPath(app)
+    fast.flask_wsgi = flask_must_not_answer
+    created = _post(Client(fast), headers, body)
+    assert created.status_code == 201
+    assert created.get_json()["method"] == body["method"]

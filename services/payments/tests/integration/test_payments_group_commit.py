@@ -1,4 +1,4 @@
-"""Concurrent payment inserts of one process share a commit (service.PaymentWriter), each written once."""
+"""Concurrent payment inserts of one process share a commit (writer.PaymentWriter), each written once."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ from gateway_common.ids import new_id
 from payments import service
 from payments.models import Payment
 from payments.schemas import payment_body
+from payments.writer import writer_for
 
 UPI = {"amount": 1000, "currency": "INR", "method": "upi", "vpa": "group@upi"}
 
@@ -66,7 +67,7 @@ def blocked_insert_waiting(admin_conn) -> bool:
 
 
 def test_payments_created_during_a_write_are_written_together_each_once(db, merchants, admin_conn, database_url):
-    writer = service._writer(db)
+    writer = writer_for(db)
     with inserts_held(database_url):
         first, first_result = run_in_threads([lambda: service.create_payment(db, merchants["test"], UPI)])
         wait_until(lambda: blocked_insert_waiting(admin_conn), "the first write waits for the lock")
@@ -106,7 +107,7 @@ def _new_payment(merchant_id: str, payment_id: str):
 
 
 def test_a_payment_the_database_refuses_fails_alone_in_its_batch(db, merchants, admin_conn, database_url):
-    writer = service._writer(db)
+    writer = writer_for(db)
     good = [_new_payment(merchants["test"], new_id("pay_")) for _ in range(4)]
     bad = _new_payment(merchants["test"], "pay_not-a-valid-id")  # the table's id check refuses it
     with inserts_held(database_url):
@@ -131,7 +132,7 @@ def test_a_payment_the_database_refuses_fails_alone_in_its_batch(db, merchants, 
 
 def test_a_lone_payment_is_written_at_once_and_the_writer_is_free_again(db, merchants, admin_conn):
     payment = service.create_payment(db, merchants["test"], UPI)
-    writer = service._writer(db)
+    writer = writer_for(db)
     assert not writer._writing and writer._queue == []
     with admin_conn.cursor() as cur:
         cur.execute("SELECT status FROM payments.payments WHERE id = %s", (payment.id,))
@@ -145,4 +146,4 @@ def test_an_unreachable_database_is_the_answer_and_nothing_waits_forever(merchan
     # The failed write handed nothing on: the next one is tried (and fails) the same way.
     with pytest.raises(ServiceUnavailableError):
         service.create_payment(unreachable, merchants["test"], UPI)
-    assert service._writer(unreachable)._writing is False
+    assert writer_for(unreachable)._writing is False

@@ -5,7 +5,7 @@ from __future__ import annotations
 import concurrent.futures
 
 import psycopg2
-from payments import service
+from payments import bank_schedule
 from payments.bank import BankConfig
 
 CONFIG = BankConfig(test_mode=True, test_delay_ms=0, test_success=True)
@@ -41,9 +41,9 @@ def test_job_counts_follow_every_write_path(client, headers, db, admin_conn):
         created = list(pool.map(lambda b: client.post("/api/v1/payments", json=b, headers=headers), bodies * 4))
     assert {r.status_code for r in created} == {201}
     assert _reported(client) == _scanned(admin_conn)
-    service.sweep_due(db, CONFIG, lambda ids, countdown: None)
+    bank_schedule.sweep_due(db, CONFIG, lambda ids, countdown: None)
     assert _reported(client) == _scanned(admin_conn)
-    service.process_payments(db, CONFIG, [r.get_json()["id"] for r in created])
+    bank_schedule.process_payments(db, CONFIG, [r.get_json()["id"] for r in created])
     assert _reported(client) == _scanned(admin_conn)
     # A rolled-back change leaves the counts as they were.
     conn = psycopg2.connect(admin_conn.dsn)

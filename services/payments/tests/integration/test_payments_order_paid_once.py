@@ -7,7 +7,7 @@ import concurrent.futures
 import psycopg2
 import psycopg2.errors
 import pytest
-from payments import service
+from payments import bank_schedule
 from payments.bank import BankConfig
 
 CONFIG = BankConfig(test_mode=True, test_delay_ms=0, test_success=True)
@@ -39,10 +39,10 @@ def _outcomes(admin_conn, order_id: str) -> list[tuple[str, str | None, int]]:
 def test_concurrent_attempts_on_one_order_charge_it_once(client, headers, db, admin_conn, round_):
     order = client.post("/api/v1/orders", json={"amount": 50000}, headers=headers).get_json()
     payment_ids = _attempts(client, headers, order["id"])
-    service.sweep_due(db, CONFIG, lambda ids, countdown: None)
+    bank_schedule.sweep_due(db, CONFIG, lambda ids, countdown: None)
     # Each payment answered by its own worker thread at the same moment (several bank workers).
     with concurrent.futures.ThreadPoolExecutor(ATTEMPTS) as pool:
-        done = sum(pool.map(lambda pid: service.process_payments(db, CONFIG, [pid]), payment_ids))
+        done = sum(pool.map(lambda pid: bank_schedule.process_payments(db, CONFIG, [pid]), payment_ids))
     assert done == ATTEMPTS
     outcomes = _outcomes(admin_conn, order["id"])
     charged = sum(amount for status, _, amount in outcomes if status == "success")
@@ -58,8 +58,8 @@ def test_concurrent_attempts_on_one_order_charge_it_once(client, headers, db, ad
 def test_one_batch_holding_several_attempts_of_one_order_settles_one(client, headers, db, admin_conn):
     order = client.post("/api/v1/orders", json={"amount": 20000}, headers=headers).get_json()
     payment_ids = _attempts(client, headers, order["id"])
-    service.sweep_due(db, CONFIG, lambda ids, countdown: None)
-    assert service.process_payments(db, CONFIG, payment_ids) == ATTEMPTS
+    bank_schedule.sweep_due(db, CONFIG, lambda ids, countdown: None)
+    assert bank_schedule.process_payments(db, CONFIG, payment_ids) == ATTEMPTS
     statuses = [status for status, _, _ in _outcomes(admin_conn, order["id"])]
     assert statuses.count("success") == 1 and statuses.count("failed") == ATTEMPTS - 1
     with admin_conn.cursor() as cur:
@@ -75,8 +75,8 @@ def test_one_batch_holding_several_attempts_of_one_order_settles_one(client, hea
 def test_the_database_refuses_a_second_success_for_an_order(client, headers, db, admin_conn):
     order = client.post("/api/v1/orders", json={"amount": 30000}, headers=headers).get_json()
     first, second = _attempts(client, headers, order["id"])[:2]
-    service.sweep_due(db, CONFIG, lambda ids, countdown: None)
-    service.process_payments(db, CONFIG, [first])
+    bank_schedule.sweep_due(db, CONFIG, lambda ids, countdown: None)
+    bank_schedule.process_payments(db, CONFIG, [first])
     # Whatever path a bug might take, the constraint stands behind the row lock.
     with admin_conn.cursor() as cur, pytest.raises(psycopg2.errors.UniqueViolation):
         cur.execute("UPDATE payments.payments SET status = 'success' WHERE id = %s", (second,))

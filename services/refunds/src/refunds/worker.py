@@ -6,22 +6,18 @@ that claims due refunds, the outbox relay, the idempotency-key pruner and the he
 
 from __future__ import annotations
 
-import redis
-from gateway_common.config import Settings, env_int
-from gateway_common.db import Database
+from gateway_common.config import env_int
 from gateway_common.events import Relay, Route
 from gateway_common.idempotency import pruner_loop
 from gateway_common.loops import Loop
 from gateway_common.workers import heartbeat_loop, make_celery, run_loops_in_worker
 
-from refunds import service
-from refunds.tasks import PROCESS_TASK, QUEUE, register_tasks
+from refunds import runtime, service
+from refunds.tasks import PROCESS_TASK, QUEUE
 
-settings = Settings.from_env("refunds")
-db = Database(settings.service_database_url, maxconn=settings.db_pool_max + 4, application_name="refunds-worker")
-app = make_celery(settings, "refunds")
+app = make_celery(runtime.settings(), "refunds")
 app.conf.task_default_queue = QUEUE
-register_tasks(app, db)
+app.conf.imports = ["refunds.tasks"]
 
 ROUTES = [
     Route("refund.*", "webhooks.handle_events", "webhooks"),
@@ -36,7 +32,9 @@ def dispatch(refund_ids: list[str]) -> None:
 
 def make_loops() -> list[Loop]:
     """Build the sweeper, relay, idempotency pruner and heartbeat loops of this worker process."""
-    client = redis.Redis.from_url(settings.redis_url)
+    settings = runtime.settings()
+    db = runtime.database()
+    client = runtime.redis_client()
     relay = Relay(db, "refunds", ROUTES, app, client, settings.pubsub_prefix)
     lease = float(env_int("REFUNDS_LEASE_SECONDS", int(service.LEASE_SECONDS)))
     return [
