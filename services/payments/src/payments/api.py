@@ -32,6 +32,7 @@ from payments.schemas import (
     PublicPaymentSchema,
     StatsQuery,
     StatsSchema,
+    created_order_body,
     order_body,
     payment_body,
     public_order_body,
@@ -91,7 +92,7 @@ class Orders(MethodView):
     def post(self, body: dict) -> tuple[dict, int]:
         """Create an order."""
         order = service.create_order(_db(), current_merchant(), body)
-        return order_body(order, with_updated_at=False), 201
+        return created_order_body(order), 201
 
     @blp.arguments(PageQuerySchema(), location="query")
     @blp.alt_response(200, schema=OrderListSchema, success=True)

@@ -1,4 +1,4 @@
-"""Wire shapes of the payments API (marshmallow) and the serializers the API and events share."""
+"""Wire shapes of the payments API (marshmallow); the serializers the API and events share are compiled from them."""
 
 from __future__ import annotations
 
@@ -6,11 +6,10 @@ import math
 
 import marshmallow as ma
 from gateway_common.money import CURRENCIES
-from gateway_common.schemas import PageQuerySchema, RequestSchema, amount_field
-from gateway_common.timeutil import iso
+from gateway_common.schemas import PageQuerySchema, RequestSchema, UtcTimestamp, amount_field, compile_dump
 from marshmallow import Schema, fields, validate, validates_schema
 
-from payments.models import Method, Order, Payment, PaymentStatus, PublicOrder
+from payments.models import Method, PaymentStatus
 
 _CURRENCY = validate.OneOf(sorted(CURRENCIES), error="currency must be a supported ISO 4217 code")
 _METHOD = validate.OneOf([m.value for m in Method], error="method must be one of: upi, card")
@@ -127,8 +126,8 @@ class OrderSchema(Schema):
     receipt = Text(allow_none=True)
     notes = fields.Dict(required=True)
     status = fields.String(required=True)
-    created_at = fields.String(required=True)
-    updated_at = fields.String()
+    created_at = UtcTimestamp(required=True)
+    updated_at = UtcTimestamp(metadata={"description": "not in the answer of POST /orders"})
 
 
 class OrderListSchema(Schema):
@@ -154,16 +153,16 @@ class PaymentSchema(Schema):
     currency = fields.String(required=True)
     method = fields.String(required=True)
     status = fields.String(required=True)
-    vpa = fields.String(metadata={"description": "UPI payments only"})
-    card_network = fields.String(metadata={"description": "card payments only"})
-    card_last4 = fields.String(metadata={"description": "card payments only"})
+    vpa = fields.String(metadata={"description": "UPI payments only", "only_if": ("method", Method.UPI)})
+    card_network = fields.String(metadata={"description": "card payments only", "only_if": ("method", Method.CARD)})
+    card_last4 = fields.String(metadata={"description": "card payments only", "only_if": ("method", Method.CARD)})
     captured = fields.Boolean(required=True)
-    captured_at = fields.String(allow_none=True)
+    captured_at = UtcTimestamp(allow_none=True)
     amount_refunded = fields.Integer(required=True)
     error_code = fields.String(allow_none=True)
     error_description = fields.String(allow_none=True)
-    created_at = fields.String(required=True)
-    updated_at = fields.String(required=True)
+    created_at = UtcTimestamp(required=True)
+    updated_at = UtcTimestamp(required=True)
 
 
 class PaymentListSchema(Schema):
@@ -211,73 +210,11 @@ class JobsStatusSchema(Schema):
 
 
 # ---------------------------------------------------------------- serializers
-# Plain functions rather than schema.dump(): they sit on the hot path, and events must
-# carry exactly what GET /payments/{id} answers.
+# Compiled from the schemas above (one definition of each shape): the API answers with them and
+# the events carry exactly what GET /payments/{id} answers.
 
-
-def order_body(order: Order, *, with_updated_at: bool = True) -> dict:
-    """Serialize an order (POST /orders omits ``updated_at``)."""
-    body = {
-        "id": order.id,
-        "merchant_id": order.merchant_id,
-        "amount": order.amount,
-        "currency": order.currency,
-        "receipt": order.receipt,
-        "notes": order.notes,
-        "status": order.status,
-        "created_at": iso(order.created_at),
-    }
-    if with_updated_at:
-        body["updated_at"] = iso(order.updated_at)
-    return body
-
-
-def public_order_body(order: PublicOrder) -> dict:
-    """Serialize what the checkout page may see of an order."""
-    return {
-        "id": order.id,
-        "amount": order.amount,
-        "currency": order.currency,
-        "status": order.status,
-        "merchant_name": order.merchant_name,
-    }
-
-
-def payment_body(payment: Payment) -> dict:
-    """Serialize a payment as GET /payments/{id} answers (and events carry)."""
-    body = {
-        "id": payment.id,
-        "order_id": payment.order_id,
-        "merchant_id": payment.merchant_id,
-        "amount": payment.amount,
-        "currency": payment.currency,
-        "method": payment.method,
-        "status": payment.status,
-    }
-    if payment.method == Method.UPI:
-        body["vpa"] = payment.vpa
-    else:
-        body["card_network"] = payment.card_network
-        body["card_last4"] = payment.card_last4
-    body["captured"] = payment.captured
-    body["captured_at"] = iso(payment.captured_at)
-    body["amount_refunded"] = payment.amount_refunded
-    body["error_code"] = payment.error_code
-    body["error_description"] = payment.error_description
-    body["created_at"] = iso(payment.created_at)
-    body["updated_at"] = iso(payment.updated_at)
-    return body
-
-
-def public_payment_body(payment: Payment) -> dict:
-    """Serialize what the checkout page may see of a payment."""
-    return {
-        "id": payment.id,
-        "order_id": payment.order_id,
-        "status": payment.status,
-        "amount": payment.amount,
-        "currency": payment.currency,
-        "method": payment.method,
-        "error_code": payment.error_code,
-        "error_description": payment.error_description,
-    }
+order_body = compile_dump(OrderSchema)
+created_order_body = compile_dump(OrderSchema, exclude=("updated_at",))
+public_order_body = compile_dump(PublicOrderSchema)
+payment_body = compile_dump(PaymentSchema)
+public_payment_body = compile_dump(PublicPaymentSchema)

@@ -7,11 +7,10 @@ from flask.views import MethodView
 from gateway_common.db import Database
 from gateway_common.http import Blueprint, current_merchant
 from gateway_common.schemas import ErrorEnvelopeSchema
-from gateway_common.timeutil import iso
 
 from webhooks import service
 from webhooks.config import WebhookConfig
-from webhooks.models import MAX_ATTEMPTS, Delivery, Endpoint
+from webhooks.models import Delivery, Endpoint
 from webhooks.schemas import (
     DeliveryDetail,
     DeliveryList,
@@ -38,69 +37,36 @@ def _dispatch() -> service.Dispatch:
     return current_app.extensions["webhook_dispatch"]
 
 
-def _config(endpoint: Endpoint) -> dict:
-    return {"webhook_url": endpoint.url, "webhook_secret": endpoint.secret}
-
-
-def summary(delivery: Delivery) -> dict:
-    """Dump a delivery as a log list item."""
-    return {
-        "id": delivery.id,
-        "event": delivery.event_type,
-        "status": str(delivery.status),
-        "attempts": delivery.attempts,
-        "created_at": iso(delivery.created_at),
-        "last_attempt_at": iso(delivery.last_attempt_at),
-        "next_retry_at": iso(delivery.next_retry_at),
-        "response_code": delivery.response_code,
-    }
-
-
-def detail(delivery: Delivery) -> dict:
-    """Dump a delivery with its payload and last response."""
-    return {
-        **summary(delivery),
-        "event_id": delivery.event_id,
-        "payment_id": delivery.payment_id,
-        "url": delivery.url,
-        "max_attempts": MAX_ATTEMPTS,
-        "payload": delivery.payload(),
-        "response_body": delivery.response_body,
-        "last_error": delivery.last_error,
-    }
-
-
 @blp.route("/webhooks/config")
 class Config(MethodView):
     @blp.response(200, WebhookConfigSchema)
-    def get(self) -> dict:
+    def get(self) -> Endpoint:
         """Return the webhook URL and signing secret (created on first use)."""
-        return _config(service.get_config(_db(), current_merchant()))
+        return service.get_config(_db(), current_merchant())
 
     @blp.arguments(WebhookConfigUpdate)
     @blp.response(200, WebhookConfigSchema)
     @blp.alt_response(400, schema=ErrorEnvelopeSchema, description="Invalid or disallowed URL")
-    def put(self, body: dict) -> dict:
+    def put(self, body: dict) -> Endpoint:
         """Set the webhook URL (null or "" removes it)."""
-        return _config(service.update_config(_db(), _cfg(), current_merchant(), body["webhook_url"]))
+        return service.update_config(_db(), _cfg(), current_merchant(), body["webhook_url"])
 
 
 @blp.route("/webhooks/regenerate-secret")
 class RegenerateSecret(MethodView):
     @blp.response(200, WebhookSecretSchema)
-    def post(self) -> dict:
+    def post(self) -> Endpoint:
         """Replace the signing secret; later attempts are signed with the new one."""
-        return {"webhook_secret": service.regenerate_secret(_db(), current_merchant()).secret}
+        return service.regenerate_secret(_db(), current_merchant())
 
 
 @blp.route("/webhooks/test")
 class TestWebhook(MethodView):
     @blp.response(202, TestWebhookResponse)
     @blp.alt_response(400, schema=ErrorEnvelopeSchema, description="No webhook URL configured")
-    def post(self) -> dict:
+    def post(self) -> Delivery:
         """Send a ``webhook.test`` event to the configured URL."""
-        delivery = service.send_test_webhook(_db(), _cfg(), current_merchant(), _dispatch())
-        return {**summary(delivery), "message": "Test webhook scheduled"}
+        return service.send_test_webhook(_db(), _cfg(), current_merchant(), _dispatch())
 
 
 @blp.route("/webhooks")
@@ -112,23 +78,22 @@ class Deliveries(MethodView):
         deliveries, total = service.list_deliveries(
             _db(), current_merchant(), query["limit"], query["offset"], query.get("payment_id")
         )
-        return {"data": [summary(d) for d in deliveries], "total": total, "limit": query["limit"], "offset": query["offset"]}
+        return {"data": deliveries, "total": total, "limit": query["limit"], "offset": query["offset"]}
 
 
 @blp.route("/webhooks/<string:delivery_id>")
 class DeliveryView(MethodView):
     @blp.response(200, DeliveryDetail)
     @blp.alt_response(404, schema=ErrorEnvelopeSchema, description="Unknown log or another merchant's")
-    def get(self, delivery_id: str) -> dict:
+    def get(self, delivery_id: str) -> Delivery:
         """Return one webhook log with its payload and last response (body truncated to 1 KiB)."""
-        return detail(service.get_delivery(_db(), current_merchant(), delivery_id))
+        return service.get_delivery(_db(), current_merchant(), delivery_id)
 
 
 @blp.route("/webhooks/<string:delivery_id>/retry")
 class RetryView(MethodView):
     @blp.response(200, RetryResponse)
     @blp.alt_response(404, schema=ErrorEnvelopeSchema, description="Unknown log or another merchant's")
-    def post(self, delivery_id: str) -> dict:
+    def post(self, delivery_id: str) -> Delivery:
         """Reset the log's attempts to 0 and deliver it again."""
-        delivery = service.retry_delivery(_db(), _cfg(), current_merchant(), delivery_id, _dispatch())
-        return {"id": delivery.id, "status": str(delivery.status), "message": "Webhook retry scheduled"}
+        return service.retry_delivery(_db(), _cfg(), current_merchant(), delivery_id, _dispatch())

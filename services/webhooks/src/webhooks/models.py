@@ -50,8 +50,9 @@ class Delivery:
     last_error: str | None
     created_at: datetime
 
+    @property
     def payload(self) -> dict:
-        """Return the JSON body this delivery sends."""
+        """The JSON body this delivery sends."""
         return json.loads(self.body)
 
 
