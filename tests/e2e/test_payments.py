@@ -283,7 +283,8 @@ def test_public_payment_by_header_or_body_key(stack, merchant):
     assert FIELDS <= set(payment) and payment["status"] == "pending" and payment["amount"] == 900
     by_body = requests.post(
         f"{stack.api}/payments/public",
-        json={"order_id": order["id"], "method": "card", "card": CARD, "key": "key_test_abc123"},
+        # Another order: two successes for one order would leave the later one failed (ORDER_ALREADY_PAID).
+        json={"order_id": new_order(stack, merchant, amount=900)["id"], "method": "card", "card": CARD, "key": "key_test_abc123"},
         timeout=10,
     )
     assert by_body.status_code == 201, by_body.text

@@ -134,7 +134,7 @@ def one_success_per_order(
     """Let at most one payment of an order succeed: a later success fails with ORDER_ALREADY_PAID.
 
     ``paid_orders`` are the orders already paid when the batch was locked; within the batch the
-    first success (in the given order) of an unpaid order wins.
+    first success (in the given order: the caller passes the oldest attempt first) of an unpaid order wins.
     """
     paid = set(paid_orders)
     settled = []

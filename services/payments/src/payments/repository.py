@@ -370,13 +370,16 @@ def unschedule(tx: Transaction, ids: list[str]) -> None:
 
 
 def lock_answerable(tx: Transaction, ids: list[str]) -> list[dict]:
-    """Lock the given payments that are processing and whose bank answer is due."""
+    """Lock the given payments that are processing and whose bank answer is due (locked in id order).
+
+    Returned oldest first (created_at, then id): where attempts on one order compete, the earliest wins.
+    """
     tx.cursor.execute(
-        "SELECT id, method, order_ref, bank_outcome, bank_error_code FROM payments.payments "
+        "SELECT id, method, order_ref, bank_outcome, bank_error_code, created_at FROM payments.payments "
         "WHERE id = ANY(%s) AND status = 'processing' AND bank_due_at <= now() ORDER BY id FOR UPDATE",
         (ids,),
     )
-    return [dict(row) for row in tx.cursor.fetchall()]
+    return sorted((dict(row) for row in tx.cursor.fetchall()), key=lambda row: (row["created_at"], row["id"]))
 
 
 def complete(tx: Transaction, ids: list[str], statuses: list[str], codes: list, descriptions: list) -> list[Payment]:

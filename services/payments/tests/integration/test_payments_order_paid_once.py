@@ -80,3 +80,18 @@ def test_the_database_refuses_a_second_success_for_an_order(client, headers, db,
     # Whatever path a bug might take, the constraint stands behind the row lock.
     with admin_conn.cursor() as cur, pytest.raises(psycopg2.errors.UniqueViolation):
         cur.execute("UPDATE payments.payments SET status = 'success' WHERE id = %s", (second,))
+
+
+def test_the_earliest_attempt_of_a_batch_is_the_one_that_succeeds(client, headers, db, admin_conn):
+    order = client.post("/api/v1/orders", json={"amount": 7000}, headers=headers).get_json()
+    first, second, third = (
+        client.post(
+            "/api/v1/payments", json={"order_id": order["id"], "method": "upi", "vpa": f"try{i}@okaxis"}, headers=headers
+        ).get_json()["id"]
+        for i in range(3)
+    )
+    bank_schedule.sweep_due(db, CONFIG, lambda ids, countdown: None)
+    assert bank_schedule.process_payments(db, CONFIG, [third, second, first]) == 3
+    with admin_conn.cursor() as cur:
+        cur.execute("SELECT id FROM payments.payments WHERE order_ref = %s AND status = 'success'", (order["id"],))
+        assert cur.fetchall() == [(first,)]
