@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib
 import json
 import re
+from pathlib import Path
 
 import pytest
 
@@ -69,3 +70,22 @@ def test_explorer_calls_the_gateway_that_served_it():
     assert all(path == "/health" or path.startswith("/api/v1/") for path in SPEC["paths"])
     schemes = SPEC["components"]["securitySchemes"]
     assert {(s["in"], s["name"]) for s in schemes.values() if s["type"] == "apiKey"} == {("header", "X-Api-Key"), ("header", "X-Api-Secret")}
+
+
+def anchors(markdown: Path) -> set[str]:
+    return {api_reference.slug(m.group(1).strip()) for m in re.finditer(r"^#{1,6} (.+)$", markdown.read_text(), re.M)}
+
+
+@pytest.mark.parametrize("page", sorted((openapi.ROOT / "docs").glob("*.md")), ids=lambda p: p.name)
+def test_links_between_docs_resolve(page):
+    broken = []
+    for target in re.findall(r"\]\(([^)\s]+)\)", page.read_text()):
+        if target.startswith(("http://", "https://", "mailto:")):
+            continue
+        file, _, anchor = target.partition("#")
+        path = (page.parent / file).resolve() if file else page
+        if not path.exists():
+            broken.append(target)
+        elif anchor and path.suffix == ".md" and anchor not in anchors(path):
+            broken.append(target)
+    assert not broken, f"{page.name}: broken links {broken}"
