@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import re
 import sys
-from pathlib import Path
 from typing import Any
 
 from tools import openapi
@@ -240,16 +239,7 @@ def render(spec: dict[str, Any]) -> str:
 
 def main(argv: list[str]) -> int:
     """Write or check the reference."""
-    text = render(openapi.build())
-    if argv and argv[0] == "--check":
-        if not DEFAULT_OUT.exists() or DEFAULT_OUT.read_text() != text:
-            print(f"{DEFAULT_OUT} is out of date: run `python -m tools.api_reference`", file=sys.stderr)
-            return 1
-        return 0
-    out = Path(argv[0]) if argv else DEFAULT_OUT
-    out.write_text(text)
-    print(f"wrote {out}")
-    return 0
+    return openapi.write_or_check(argv, render(openapi.build()), DEFAULT_OUT, "python -m tools.api_reference")
 
 
 if __name__ == "__main__":

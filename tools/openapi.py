@@ -180,19 +180,22 @@ def build() -> dict:
     return merged
 
 
-def main(argv: list[str]) -> int:
-    """Write or check the merged spec."""
-    spec = json.dumps(build(), indent=2, sort_keys=True) + "\n"
+def write_or_check(argv: list[str], text: str, default_out: Path, command: str) -> int:
+    """Write a generated file (to argv[0] or default_out), or with --check fail if it is stale."""
     if argv and argv[0] == "--check":
-        current = DEFAULT_OUT.read_text() if DEFAULT_OUT.exists() else ""
-        if current != spec:
-            print(f"{DEFAULT_OUT} is out of date: run `python -m tools.openapi`", file=sys.stderr)
+        if not default_out.exists() or default_out.read_text() != text:
+            print(f"{default_out} is out of date: run `{command}`", file=sys.stderr)
             return 1
         return 0
-    out = Path(argv[0]) if argv else DEFAULT_OUT
-    out.write_text(spec)
+    out = Path(argv[0]) if argv else default_out
+    out.write_text(text)
     print(f"wrote {out}")
     return 0
+
+
+def main(argv: list[str]) -> int:
+    """Write or check the merged spec."""
+    return write_or_check(argv, json.dumps(build(), indent=2, sort_keys=True) + "\n", DEFAULT_OUT, "python -m tools.openapi")
 
 
 if __name__ == "__main__":
