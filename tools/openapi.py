@@ -41,6 +41,46 @@ IDEMPOTENCY_HEADER = {
 }
 
 
+def error_codes() -> list[dict[str, Any]]:
+    """List every stable error code the services answer, from the ApiError classes that raise them."""
+    from gateway_common import errors
+
+    modules = [errors]
+    for name in SERVICES:
+        if (ROOT / "services" / name / "src" / name / "errors.py").exists():
+            modules.append(importlib.import_module(f"{name}.errors"))
+    found: dict[tuple[int, str], list[str]] = {}
+    for module in modules:
+        for value in vars(module).values():
+            if isinstance(value, type) and issubclass(value, errors.ApiError) and value.__module__ == module.__name__:
+                descriptions = found.setdefault((value.status, value.code), [])
+                if value.description not in descriptions:
+                    descriptions.append(value.description)
+    return [{"status": status, "code": code, "descriptions": found[status, code]} for status, code in sorted(found)]
+
+
+def error_schema() -> dict[str, Any]:
+    """Return the error envelope's schema, with the codes it can carry."""
+    codes = error_codes()
+    listing = ", ".join(f"`{c['code']}` ({c['status']})" for c in codes)
+    return {
+        "type": "object",
+        "required": ["error"],
+        "properties": {
+            "error": {
+                "type": "object",
+                "required": ["code", "description"],
+                "properties": {
+                    "code": {"type": "string", "description": f"A stable code: {listing}."},
+                    "description": {"type": "string", "description": "What went wrong, for a human."},
+                },
+            }
+        },
+        # Read by tools/api_reference.py for the error table of docs/api-reference.md.
+        "x-error-codes": codes,
+    }
+
+
 def service_spec(name: str) -> dict:
     """Return one service's OpenAPI document, built from its app."""
     module = importlib.import_module(name)
@@ -72,7 +112,9 @@ def build() -> dict:
             "description": "Orders, payments, refunds and webhooks. Authenticate with X-Api-Key and X-Api-Secret "
             "(or a dashboard Bearer token). Errors: {\"error\": {\"code\", \"description\"}}.",
         },
-        "servers": [{"url": "http://localhost:8000"}],
+        # Relative, so the explorer at /api/v1/docs calls the gateway that served it, whatever its
+        # host and port (the paths already start with /api/v1).
+        "servers": [{"url": "/", "description": "the gateway that serves this document"}],
         "paths": {
             "/health": {
                 "get": {
@@ -84,17 +126,7 @@ def build() -> dict:
         },
         "components": {
             "schemas": {
-                "Error": {
-                    "type": "object",
-                    "required": ["error"],
-                    "properties": {
-                        "error": {
-                            "type": "object",
-                            "required": ["code", "description"],
-                            "properties": {"code": {"type": "string"}, "description": {"type": "string"}},
-                        }
-                    },
-                }
+                "Error": error_schema(),
             },
             # flask-smorest's shared responses, answered by every service in the gateway's envelope.
             "responses": {
@@ -102,9 +134,9 @@ def build() -> dict:
                 "UNPROCESSABLE_ENTITY": {"description": "Invalid request", "content": {"application/json": {"schema": ERROR_REF}}},
             },
             "securitySchemes": {
-                "ApiKey": {"type": "apiKey", "in": "header", "name": "X-Api-Key"},
-                "ApiSecret": {"type": "apiKey", "in": "header", "name": "X-Api-Secret"},
-                "DashboardToken": {"type": "http", "scheme": "bearer"},
+                "ApiKey": {"type": "apiKey", "in": "header", "name": "X-Api-Key", "description": "The merchant's API key (test merchant: key_test_abc123)."},
+                "ApiSecret": {"type": "apiKey", "in": "header", "name": "X-Api-Secret", "description": "The merchant's API secret (test merchant: secret_test_xyz789); sent with X-Api-Key."},
+                "DashboardToken": {"type": "http", "scheme": "bearer", "description": "A dashboard session token from POST /api/v1/auth/login, instead of the key and secret."},
             },
         },
         "security": [{"ApiKey": [], "ApiSecret": []}, {"DashboardToken": []}],
@@ -148,19 +180,22 @@ def build() -> dict:
     return merged
 
 
-def main(argv: list[str]) -> int:
-    """Write or check the merged spec."""
-    spec = json.dumps(build(), indent=2, sort_keys=True) + "\n"
+def write_or_check(argv: list[str], text: str, default_out: Path, command: str) -> int:
+    """Write a generated file (to argv[0] or default_out), or with --check fail if it is stale."""
     if argv and argv[0] == "--check":
-        current = DEFAULT_OUT.read_text() if DEFAULT_OUT.exists() else ""
-        if current != spec:
-            print(f"{DEFAULT_OUT} is out of date: run `python -m tools.openapi`", file=sys.stderr)
+        if not default_out.exists() or default_out.read_text() != text:
+            print(f"{default_out} is out of date: run `{command}`", file=sys.stderr)
             return 1
         return 0
-    out = Path(argv[0]) if argv else DEFAULT_OUT
-    out.write_text(spec)
+    out = Path(argv[0]) if argv else default_out
+    out.write_text(text)
     print(f"wrote {out}")
     return 0
+
+
+def main(argv: list[str]) -> int:
+    """Write or check the merged spec."""
+    return write_or_check(argv, json.dumps(build(), indent=2, sort_keys=True) + "\n", DEFAULT_OUT, "python -m tools.openapi")
 
 
 if __name__ == "__main__":

@@ -121,6 +121,15 @@ def render_template(text: str, values: dict[str, str]) -> str:
     return re.sub(r"\$\{([A-Z0-9_]+)\}", fill, text)
 
 
+def swagger_ui_dir() -> str:
+    """Return the directory of the API explorer's files (the swagger-ui-bundle package)."""
+    try:
+        import swagger_ui_bundle
+    except ImportError as exc:
+        raise SystemExit("swagger-ui-bundle is not installed (the explorer at /api/v1/docs needs it): run `make setup`") from exc
+    return str(swagger_ui_bundle.swagger_ui_path)
+
+
 def nginx_values(env: dict[str, str]) -> dict[str, str]:
     """Return the template values for the native run."""
     run_dir = Path(env["RUN_DIR"]) / "nginx"
@@ -142,6 +151,7 @@ def nginx_values(env: dict[str, str]) -> dict[str, str]:
         "WEBHOOKS_UPSTREAM": f"127.0.0.1:{env['WEBHOOKS_PORT']}",
         "OPENAPI_FILE": str(docs_dir / "openapi.json"),
         "OPENAPI_DOCS_FILE": str(docs_dir / "docs.html"),
+        "SWAGGER_UI_DIR": swagger_ui_dir(),
         "CHECKOUT_ROOT": str(ROOT / "services" / "checkout-cdn" / "public"),
         "CHECKOUT_LISTEN": f"{env['BIND_HOST']}:{env['CHECKOUT_PORT']}",
         "API_ORIGIN": env.get("PUBLIC_API_ORIGIN", f"http://localhost:{env['PORT']}"),
