@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import operator
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -84,30 +83,40 @@ def compile_dump(schema: type[ma.Schema], *, exclude: Iterable[str] = ()) -> Dum
     when the object's attribute equals the value (fields that belong to one variant).
     """
     excluded = set(exclude)
-    steps: list[tuple[str, Callable[[Any], Any], tuple[str, Any] | None]] = []
-    for key, field in schema._declared_fields.items():
+    namespace: dict[str, Any] = {"iso": iso}
+    lines = ["def dump(obj):", "    body = {}"]
+    for index, (key, field) in enumerate(schema._declared_fields.items()):
         if key in excluded:
             continue
-        steps.append((key, _reader(key, field), field.metadata.get("only_if")))
-
-    def dump(obj: Any) -> dict:
-        body = {}
-        for key, read, only_if in steps:
-            if only_if is None or getattr(obj, only_if[0]) == only_if[1]:
-                body[key] = read(obj)
-        return body
-
+        expression = _expression(key, field, index, namespace)
+        only_if = field.metadata.get("only_if")
+        if only_if is None:
+            lines.append(f"    body[{key!r}] = {expression}")
+        else:
+            namespace[f"when{index}"] = only_if[1]
+            lines.append(f"    if obj.{_identifier(only_if[0])} == when{index}:")
+            lines.append(f"        body[{key!r}] = {expression}")
+    lines.append("    return body")
+    # Generated like dataclasses' __init__, from declared field and attribute names checked to be
+    # identifiers (values go through the namespace, never into the source): a plain function is
+    # about twice as fast as a loop over the fields, and it runs for every payment answered or sent.
+    exec("\n".join(lines), namespace)  # noqa: S102
+    dump = namespace["dump"]
     dump.__doc__ = f"Dump an object as {schema.__name__} declares it."
     return dump
 
 
-def _reader(key: str, field: fields.Field) -> Callable[[Any], Any]:
+def _identifier(name: str) -> str:
+    if not name.isidentifier():
+        raise ValueError(f"compile_dump reads attributes by name; {name!r} is not an identifier")
+    return name
+
+
+def _expression(key: str, field: fields.Field, index: int, namespace: dict[str, Any]) -> str:
     if isinstance(field, fields.Constant):
-        constant = field.constant
-        return lambda _obj: constant
-    get = operator.attrgetter(field.attribute or key)
-    if isinstance(field, UtcTimestamp):
-        return lambda obj: iso(get(obj))
+        namespace[f"constant{index}"] = field.constant
+        return f"constant{index}"
     if isinstance(field, (fields.Nested, fields.List, fields.Method, fields.Function)):
         raise TypeError(f"compile_dump does not dump {type(field).__name__} fields ({key}); dump them in the view")
-    return get
+    read = f"obj.{_identifier(field.attribute or key)}"
+    return f"iso({read})" if isinstance(field, UtcTimestamp) else read
