@@ -1,9 +1,7 @@
-"""Flask app factory: request ids, JSON logs, the one error handler, gateway trust, /health."""
+"""Flask app factory: request ids, JSON logs, the safe JSON loader, the one error handler, /health."""
 
 from __future__ import annotations
 
-import functools
-import hmac
 import logging
 import re
 import time
@@ -15,7 +13,7 @@ from typing import Any
 import flask_smorest
 import marshmallow as ma
 import redis
-from flask import Flask, Response, current_app, g, has_request_context, jsonify, make_response, request
+from flask import Flask, Response, current_app, g, has_request_context, jsonify, request
 from flask import Request as FlaskRequest
 from flask.json.provider import DefaultJSONProvider
 from webargs.flaskparser import FlaskParser, is_json_request
@@ -23,26 +21,19 @@ from werkzeug.exceptions import HTTPException
 
 from gateway_common import jsonsafe
 from gateway_common.config import Settings
-from gateway_common.db import UNAVAILABLE_ERRORS, Database, describe_db_error, is_conflict, retry_on_conflict
+from gateway_common.db import UNAVAILABLE_ERRORS, describe_db_error, is_conflict, retry_on_conflict
 from gateway_common.errors import (
     ApiError,
-    AuthenticationError,
     BadRequestError,
-    IdempotencyKeyMismatchError,
-    NotFoundError,
     ServiceUnavailableError,
     TransactionConflictError,
     error_body,
     invalid_json,
 )
-from gateway_common.idempotency import HEADER as IDEMPOTENCY_HEADER
-from gateway_common.idempotency import REPLAYED_HEADER, Canonical, KeyStore, fingerprint
 from gateway_common.logs import configure_logging
 
 log = logging.getLogger("gateway.http")
 
-MERCHANT_HEADER = "X-Merchant-Id"
-GATEWAY_SECRET_HEADER = "X-Gateway-Secret"  # noqa: S105 - a header name
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 
 HTTP_CODES = {
@@ -252,134 +243,6 @@ def create_base_app(settings: Settings, *, title: str, version: str = "1.0.0") -
         return response
 
     return app, api
-
-
-def came_through_gateway(given: str, secret: str) -> bool:
-    """Tell whether an ``X-Gateway-Secret`` value is the gateway's secret (in constant time)."""
-    return hmac.compare_digest(given.encode(), secret.encode())
-
-
-def require_gateway() -> None:
-    """Refuse a request that did not come through the gateway (wrong internal secret)."""
-    settings: Settings = current_app.extensions["gateway_settings"]
-    if not came_through_gateway(request.headers.get(GATEWAY_SECRET_HEADER, ""), settings.gateway_secret):
-        raise AuthenticationError("Request did not come through the gateway")
-
-
-def require_test_mode() -> None:
-    """Answer 404 for a test-only route unless the service runs with ``TEST_MODE=true``."""
-    settings: Settings = current_app.extensions["gateway_settings"]
-    if not settings.test_mode:
-        log.info("test-only route %s refused: TEST_MODE is off", request.path)
-        raise NotFoundError("The requested URL was not found")
-
-
-def merchant_id() -> str:
-    """Return the merchant id nginx verified; refuse requests that bypass the gateway."""
-    require_gateway()
-    value = request.headers.get(MERCHANT_HEADER, "")
-    if not value:
-        raise AuthenticationError("Missing or invalid credentials")
-    return value
-
-
-def canonical_merchant(value: str) -> str:
-    """Return a merchant id in its canonical UUID form, else 401."""
-    try:
-        return str(uuid.UUID(value))
-    except ValueError as exc:
-        raise AuthenticationError("Missing or invalid credentials") from exc
-
-
-def current_merchant() -> str:
-    """Return the gateway-verified merchant id as a canonical UUID, else 401."""
-    return canonical_merchant(merchant_id())
-
-
-class _Unstored(Exception):
-    """Carries a response that must not be remembered out of the transaction."""
-
-    def __init__(self, response: Response) -> None:
-        self.response = response
-
-
-def _cacheable(status: int) -> bool:
-    return status < 500 and status not in (401, 429)
-
-
-def idempotent(
-    db: Database,
-    schema: str,
-    scope: Callable[[], str],
-    *,
-    secret: str,
-    canonical: Canonical | None = None,
-    wait_seconds: int = 5,
-) -> Callable:
-    """Decorate a view so an ``Idempotency-Key`` makes it run once per ``scope()`` (``secret`` keys the fingerprints).
-
-    A concurrent duplicate waits on the first request's row lock and then replays its committed
-    answer; if the first takes longer than ``wait_seconds`` the duplicate gets 409. Responses
-    with 401, 429 or 5xx are not kept.
-    """
-    store = KeyStore(schema)
-
-    def decorator(view: Callable[..., Any]) -> Callable[..., Any]:
-        @functools.wraps(view)
-        def wrapper(*args: Any, **kwargs: Any) -> Any:
-            given = request.headers.get(IDEMPOTENCY_HEADER)
-            if given is None:
-                return view(*args, **kwargs)
-            if not 1 <= len(given) <= 255 or not given.isprintable():
-                raise BadRequestError("Idempotency-Key must be 1-255 printable characters")
-            owner = scope()
-            digest = fingerprint(secret, request.method, request.path, request.get_data(cache=True), canonical)
-            try:
-                with db.transaction() as tx:
-                    stored = store.claim(tx, owner, given, digest, wait_seconds)
-                    if stored is not None:
-                        if stored["fingerprint"] is None:
-                            log.info("idempotency: key stored without a fingerprint, replayed unchecked")
-                        elif not hmac.compare_digest(stored["fingerprint"], digest):
-                            log.info("idempotency: key reused with a different request")
-                            raise IdempotencyKeyMismatchError()
-                        replay = Response(
-                            bytes(stored["response_body"]), status=stored["response_status"], mimetype="application/json"
-                        )
-                        replay.headers[REPLAYED_HEADER] = "true"
-                        return replay
-                    try:
-                        with db.savepoint("idempotent_view"):
-                            response = make_response(view(*args, **kwargs))
-                    except ApiError as error:
-                        response = api_error_response(error)
-                    if not _cacheable(response.status_code):
-                        raise _Unstored(response)
-                    store.record(tx, owner, given, response.status_code, response.get_data())
-                    return response
-            except _Unstored as unstored:
-                return unstored.response
-
-        return wrapper
-
-    return decorator
-
-
-def once_per_key(
-    schema: str, scope: Callable[[], str] = current_merchant, canonical: Canonical | None = None
-) -> Callable:
-    """Make a view honour ``Idempotency-Key`` against the app's database (``extensions["db"]``)."""
-
-    def decorator(view: Callable[..., Any]) -> Callable[..., Any]:
-        @functools.wraps(view)
-        def wrapper(*args: Any, **kwargs: Any) -> Any:
-            db = current_app.extensions["db"]
-            secret = current_app.extensions["gateway_settings"].fingerprint_key
-            return idempotent(db, schema, scope, secret=secret, canonical=canonical)(view)(*args, **kwargs)
-
-        return wrapper
-
-    return decorator
 
 
 def add_health_route(app: Flask, checks: dict[str, Callable[[], None]]) -> None:

@@ -1,0 +1,58 @@
+"""HTTP for every service: the app factory and error envelope, trust in the gateway, idempotent views."""
+
+from gateway_common.http.app import (
+    HTTP_CODES,
+    Api,
+    Blueprint,
+    GatewayFlask,
+    Parser,
+    Request,
+    SafeJSONProvider,
+    add_health_route,
+    api_error_response,
+    create_base_app,
+    describe_validation,
+    envelope_response,
+    http_error_response,
+    note_unavailable,
+    parse_json_object,
+)
+from gateway_common.http.idempotent import idempotent, once_per_key
+from gateway_common.http.trust import (
+    GATEWAY_SECRET_HEADER,
+    MERCHANT_HEADER,
+    came_through_gateway,
+    canonical_merchant,
+    current_merchant,
+    merchant_id,
+    require_gateway,
+    require_test_mode,
+)
+
+__all__ = [
+    "GATEWAY_SECRET_HEADER",
+    "HTTP_CODES",
+    "MERCHANT_HEADER",
+    "Api",
+    "Blueprint",
+    "GatewayFlask",
+    "Parser",
+    "Request",
+    "SafeJSONProvider",
+    "add_health_route",
+    "api_error_response",
+    "came_through_gateway",
+    "canonical_merchant",
+    "create_base_app",
+    "current_merchant",
+    "describe_validation",
+    "envelope_response",
+    "http_error_response",
+    "idempotent",
+    "merchant_id",
+    "note_unavailable",
+    "once_per_key",
+    "parse_json_object",
+    "require_gateway",
+    "require_test_mode",
+]
