@@ -151,6 +151,9 @@ def test_a_conflict_that_persists_is_a_409_that_changed_nothing(app, admin, capl
     assert len(app.extensions["views"]) == 5  # bounded
     assert _things(admin, "victim-a2") == 0
     assert "transaction conflict persisted after 5 attempts (DeadlockDetected, SQLSTATE 40P01)" in caplog.text
+    retries = [r for r in caplog.records if r.name == "gateway_common.db"]
+    assert len(retries) == 5  # four retries and the give-up, each naming its request and cause
+    assert {(r.request_id, r.error_class, r.sqlstate) for r in retries} == {("req-conflict-1", "DeadlockDetected", "40P01")}
 
 
 def test_a_request_is_not_retried_once_part_of_it_committed(app, admin):

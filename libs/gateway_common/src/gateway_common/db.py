@@ -20,6 +20,7 @@ import psycopg2.pool
 from psycopg2 import sql
 
 from gateway_common.errors import ServiceUnavailableError, TransactionConflictError
+from gateway_common.logs import REQUEST_ID
 
 log = logging.getLogger(__name__)
 
@@ -77,16 +78,17 @@ def retry_on_conflict(fn: Callable[[], T], *, attempts: int = CONFLICT_ATTEMPTS)
             if not is_conflict(error) or _commits.get() != committed:
                 raise
             details = describe_db_error(error)
+            extra = {"request_id": REQUEST_ID.get(), **details}
             if attempt == attempts:
                 log.warning(
                     "transaction conflict persisted after %d attempts (%s, SQLSTATE %s): %s",
-                    attempts, details["error_class"], details["sqlstate"], details["error"],
+                    attempts, details["error_class"], details["sqlstate"], details["error"], extra=extra,
                 )
                 raise
             pause = random.uniform(0.5, 1.5) * CONFLICT_BACKOFF_SECONDS * 2 ** (attempt - 1)  # noqa: S311 - jitter
             log.info(
                 "transaction conflict (%s, SQLSTATE %s); attempt %d of %d again in %.0f ms",
-                details["error_class"], details["sqlstate"], attempt + 1, attempts, pause * 1000,
+                details["error_class"], details["sqlstate"], attempt + 1, attempts, pause * 1000, extra=extra,
             )
             time.sleep(pause)
     raise AssertionError("unreachable")  # pragma: no cover - the loop returns or raises

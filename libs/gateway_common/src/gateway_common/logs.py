@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import contextvars
 import json
 import logging
 import sys
 import time
 
 _configured = False
+# The id of the request this thread is answering, for log lines written below the HTTP layer
+# (the database's conflict retries); None outside a request.
+REQUEST_ID: contextvars.ContextVar[str | None] = contextvars.ContextVar("gateway_request_id", default=None)
 
 
 class JsonFormatter(logging.Formatter):

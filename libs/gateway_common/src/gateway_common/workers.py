@@ -10,12 +10,14 @@ import socket
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Generic, TypeVar
 
 import redis
 from celery import Celery, bootsteps
 
 from gateway_common.config import Settings
+from gateway_common.db import Database
 from gateway_common.logs import configure_logging
 from gateway_common.loops import Loop, LoopRunner
 from gateway_common.patches import require_checked
@@ -65,6 +67,35 @@ class PerProcess(Generic[T]):
 def per_process(build: Callable[[], T]) -> PerProcess[T]:
     """Make ``build`` a worker resource accessor: one value per process, built on first use."""
     return PerProcess(build)
+
+
+@dataclass(frozen=True)
+class WorkerResources:
+    """The per-process settings, database pool and Redis client of one service's worker."""
+
+    settings: PerProcess[Settings]
+    database: PerProcess[Database]
+    redis_client: PerProcess[redis.Redis]
+
+
+def worker_resources(service: str, *, loop_connections: int) -> WorkerResources:
+    """Build a worker's accessors; its pool holds ``DB_POOL_MAX`` (the Celery threads) plus ``loop_connections``.
+
+    The Redis client carries the workers' relay publishes and heartbeats, never a blocking read,
+    so a dead Redis answers within its timeouts instead of hanging a loop.
+    """
+    settings = per_process(lambda: Settings.from_env(service))
+    database = per_process(
+        lambda: Database(
+            settings().service_database_url,
+            maxconn=settings().db_pool_max + loop_connections,
+            application_name=f"{service}-worker",
+        )
+    )
+    redis_client = per_process(
+        lambda: redis.Redis.from_url(settings().redis_url, socket_timeout=5, socket_connect_timeout=3)
+    )
+    return WorkerResources(settings, database, redis_client)
 
 
 # kombu.transport.redis.QoS.restore_unacked, as read in the versions below:

@@ -26,6 +26,7 @@ from flask import Flask, g
 from gateway_common.db import retry_on_conflict
 from gateway_common.errors import AuthenticationError
 from gateway_common.http import came_through_gateway, canonical_merchant
+from gateway_common.logs import REQUEST_ID
 
 from payments import service
 from payments.api import CREATE_PAYMENT_REQUEST
@@ -147,10 +148,13 @@ class FastPath:
         self, environ: dict, start_response: StartResponse, merchant: str, body: dict
     ) -> Iterable[bytes]:
         request_id = self._request_id(environ)
+        token = REQUEST_ID.set(request_id)  # named by the conflict retry's log lines
         try:
             payment = retry_on_conflict(lambda: service.create_payment(self.db, merchant, body))
         except Exception as error:  # rendered by Flask's error handlers
             return self._error(environ, start_response, error, request_id)
+        finally:
+            REQUEST_ID.reset(token)
         return self._json(environ, start_response, 201, payment_body(payment), request_id)
 
 

@@ -30,7 +30,7 @@ from gateway_common.errors import (
     error_body,
     invalid_json,
 )
-from gateway_common.logs import configure_logging
+from gateway_common.logs import REQUEST_ID, configure_logging
 
 log = logging.getLogger("gateway.http")
 
@@ -222,6 +222,11 @@ def create_base_app(settings: Settings, *, title: str, version: str = "1.0.0") -
         incoming = request.headers.get("X-Request-Id", "")
         g.request_id = incoming if _REQUEST_ID.match(incoming) else uuid.uuid4().hex
         g.started = time.perf_counter()
+        REQUEST_ID.set(g.request_id)
+
+    @app.teardown_request
+    def _forget_request_id(_error: BaseException | None) -> None:
+        REQUEST_ID.set(None)
 
     @app.after_request
     def _finish(response: Response) -> Response:
