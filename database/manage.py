@@ -5,15 +5,15 @@ Usage: python database/manage.py migrate   (idempotent; safe on every start)
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import subprocess
 import sys
 from pathlib import Path
 
-import psycopg2
+import psycopg
 from gateway_common.config import DEFAULT_DATABASE_URL, with_user
-from gateway_common.migrations import migrate
-from gateway_common.testing import SERVICE_ORDER, url_for_database
+from gateway_common.migrations import SERVICE_ORDER, migrate, url_for_database
 
 ROOT = Path(__file__).resolve().parent.parent
 SEEDS = [["auth.cli", "seed"], ["webhooks.cli", "seed"]]
@@ -22,7 +22,7 @@ SEEDS = [["auth.cli", "seed"], ["webhooks.cli", "seed"]]
 def ensure_database(url: str) -> None:
     """Create the database named in ``url`` if it does not exist."""
     name = url.rsplit("/", 1)[-1].split("?")[0]
-    conn = psycopg2.connect(url_for_database(url, "postgres"))
+    conn = psycopg.connect(url_for_database(url, "postgres"))
     conn.autocommit = True
     with conn.cursor() as cur:
         cur.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,))
@@ -34,7 +34,7 @@ def ensure_database(url: str) -> None:
 
 def setup(url: str) -> None:
     """Run database/setup.sql (roles, schemas, grants)."""
-    conn = psycopg2.connect(url)
+    conn = psycopg.connect(url)
     conn.autocommit = True
     with conn.cursor() as cur:
         cur.execute("SELECT set_config('gateway.role_password', %s, false)", (os.environ.get("DB_ROLE_PASSWORD", ""),))
@@ -58,8 +58,8 @@ def main() -> int:
             applied = migrate(with_user(url, f"svc_{service}", password), directory, service)
             print(f"{service}: {applied} migration(s) applied")
     for module, *args in SEEDS:
-        service = module.split(".")[0]
-        if (ROOT / "services" / service / "src" / service / "cli.py").exists():
+        # Installed (the migrate image) or in this checkout; a checkout without the service skips it.
+        if importlib.util.find_spec(module.split(".")[0]) is not None:
             subprocess.run([sys.executable, "-m", module, *args], check=True)  # noqa: S603
     return 0
 

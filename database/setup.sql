@@ -17,6 +17,11 @@ BEGIN
             -- A role of that name made by someone else (CREATE ROLE defaults to NOLOGIN).
             EXECUTE format('ALTER ROLE %I LOGIN', 'svc_' || svc);
         END IF;
+        -- A managed PostgreSQL's admin is no superuser: it may give a role a schema only as a member of it.
+        IF NOT (SELECT rolsuper FROM pg_roles WHERE rolname = current_user)
+           AND NOT pg_has_role(current_user, 'svc_' || svc, 'MEMBER') THEN
+            EXECUTE format('GRANT %I TO %I', 'svc_' || svc, current_user);
+        END IF;
         EXECUTE format('GRANT CONNECT, TEMPORARY ON DATABASE %I TO %I', current_database(), 'svc_' || svc);
         EXECUTE format('CREATE SCHEMA IF NOT EXISTS %I AUTHORIZATION %I', svc, 'svc_' || svc);
         EXECUTE format('ALTER SCHEMA %I OWNER TO %I', svc, 'svc_' || svc);

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import secrets
@@ -51,22 +52,24 @@ class Stack:
         return out.stdout
 
 
-@pytest.fixture(scope="session")
-def stack(gateway_backing: Backing, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    """Start the whole system (nginx, services, workers, dashboard) once per test session."""
-    run_dir = tmp_path_factory.mktemp("stack")
-    db_name = f"gwe2e_{gateway_backing.run_id}"
-    database_url = url_for_database(gateway_backing.admin_url, db_name)
-    redis_index = int(gateway_backing.run_id[-2:], 16) % 15 + 1
-    redis_url = gateway_backing.redis_url.rsplit("/", 1)[0] + f"/{redis_index}"
-    ports = {name: str(free_port()) for name in (
-        "PORT", "CHECKOUT_PORT", "DASHBOARD_PORT", "AUTH_PORT", "PAYMENTS_PORT", "REFUNDS_PORT", "WEBHOOKS_PORT", "BENCH_STATIC_PORT")}
+@contextlib.contextmanager
+def running_stack(
+    backing: Backing, run_dir: Path, tag: str, redis_index: int, settings: dict[str, str] | None = None
+) -> Iterator[Stack]:
+    """Start a whole system (nginx, services, workers, dashboard) on free ports with its own database.
+
+    ``settings`` override the test stack's environment (e.g. ``WEBHOOK_RETRY_INTERVALS_TEST``).
+    """
+    db_name = f"gwe2e_{tag}"
+    database_url = url_for_database(backing.admin_url, db_name)
+    redis_url = backing.redis_url.rsplit("/", 1)[0] + f"/{redis_index}"
+    ports = {name: str(free_port()) for name in stack_tool.port_settings()}
     overrides = {
         **ports,
         "DATABASE_URL": database_url,
         "REDIS_URL": redis_url,
         "RUN_DIR": str(run_dir),
-        "PUBSUB_PREFIX": f"gwe2e{gateway_backing.run_id}",
+        "PUBSUB_PREFIX": f"gwe2e{tag}",
         "GATEWAY_SECRET": secrets.token_urlsafe(24),
         "TEST_MODE": "true",
         "TEST_PROCESSING_DELAY": os.environ.get("E2E_PROCESSING_DELAY", "1000"),
@@ -78,6 +81,7 @@ def stack(gateway_backing: Backing, tmp_path_factory: pytest.TempPathFactory) ->
         "PUBLIC_API_ORIGIN": f"http://127.0.0.1:{ports['PORT']}",
         "GATEWAY_URL": f"http://127.0.0.1:{ports['PORT']}",
         "DASHBOARD_SECRET_KEY": secrets.token_urlsafe(24),
+        **(settings or {}),
     }
     env = stack_tool.stack_env(overrides)
     proc = None
@@ -89,7 +93,7 @@ def stack(gateway_backing: Backing, tmp_path_factory: pytest.TempPathFactory) ->
             stack_tool.stop(proc.pid)
         log_file = run_dir / "stack.log"
         log = log_file.read_text(errors="replace")[-6000:] if log_file.exists() else repr(exc)
-        drop_database(gateway_backing.admin_url, db_name)
+        drop_database(backing.admin_url, db_name)
         pytest.fail(f"the stack did not become healthy; last log lines:\n{log}", pytrace=False)
     base = f"http://127.0.0.1:{ports['PORT']}"
     try:
@@ -106,8 +110,16 @@ def stack(gateway_backing: Backing, tmp_path_factory: pytest.TempPathFactory) ->
         )
     finally:
         stack_tool.stop(proc.pid)
-        drop_database(gateway_backing.admin_url, db_name)
+        drop_database(backing.admin_url, db_name)
         drop_redis_keys(redis_url, overrides["PUBSUB_PREFIX"])
+
+
+@pytest.fixture(scope="session")
+def stack(gateway_backing: Backing, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    """Start the whole system (nginx, services, workers, dashboard) once per test session."""
+    redis_index = int(gateway_backing.run_id[-2:], 16) % 15 + 1
+    with running_stack(gateway_backing, tmp_path_factory.mktemp("stack"), gateway_backing.run_id, redis_index) as started:
+        yield started
 
 
 @pytest.fixture(scope="session")

@@ -62,3 +62,18 @@ def test_a_new_run_keeps_the_history_section(tmp_path):
     text = results.read_text()
     assert "old table" not in text and "POST /payments c=64" in text
     assert text.endswith("## History\n\n- GET planned per call: 33k tps, prepared: 75k\n")
+
+
+def test_a_new_run_keeps_the_million_rows_section_and_scale_replaces_it(tmp_path):
+    from bench.run import SCALE_HEADING, replace_section, write_results
+
+    results = tmp_path / "RESULTS.md"
+    results.write_text("# old table\n\n## 1 M rows\n\n| GET /payments | 3 ms | 9 ms |\n\n## History\n\n- old\n")
+    write_results(results, [("POST /payments c=64", "2,000 req/s", "p99 60 ms")], 10)
+    text = results.read_text()
+    assert "old table" not in text and "POST /payments c=64" in text
+    assert "\n\n## 1 M rows\n\n| GET /payments | 3 ms | 9 ms |\n\n## History\n\n- old\n" in text
+    replaced = replace_section(text, SCALE_HEADING, "\n## 1 M rows\n\nnew table\n")
+    assert "3 ms" not in replaced and "new table\n\n## History" in replaced
+    fresh = replace_section("# t\n\n## History\n\n- old\n", SCALE_HEADING, "\n## 1 M rows\n\nnew\n")
+    assert fresh == "# t\n\n## 1 M rows\n\nnew\n\n## History\n\n- old\n"

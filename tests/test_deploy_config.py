@@ -1,6 +1,6 @@
 """The compose file, Dockerfiles and nginx template agree with each other and with the README.
 
-No Docker engine runs here, so these checks read the files the way compose would.
+These checks read the files the way compose would; `make test-compose` builds and runs them.
 """
 
 from __future__ import annotations
@@ -59,9 +59,9 @@ def test_compose_has_the_documented_parts():
     for worker in ("refunds-worker", "webhooks-worker"):
         assert worker in services
     assert services["migrate"]["restart"] == "no"
-    for name in ("auth", "payments", "refunds", "webhooks", "gateway_worker"):
+    for name in ("auth", "payments", "refunds", "webhooks", "webhooks-stream", "gateway_worker"):
         assert services[name]["depends_on"]["migrate"]["condition"] == "service_completed_successfully"
-    for name in ("postgres", "redis", "auth", "payments", "refunds", "webhooks", "gateway"):
+    for name in ("postgres", "redis", "auth", "payments", "refunds", "webhooks", "webhooks-stream", "gateway"):
         assert "healthcheck" in services[name], name
 
 
@@ -69,13 +69,26 @@ def test_every_nginx_upstream_is_a_compose_service_on_its_port():
     gateway = COMPOSE["services"]["gateway"]
     env = gateway["environment"]
     upstreams = {k: v for k, v in env.items() if k.endswith("_UPSTREAM")}
-    assert set(upstreams) == {"AUTH_UPSTREAM", "PAYMENTS_UPSTREAM", "REFUNDS_UPSTREAM", "WEBHOOKS_UPSTREAM"}
+    assert set(upstreams) == {"AUTH_UPSTREAM", "PAYMENTS_UPSTREAM", "REFUNDS_UPSTREAM", "WEBHOOKS_UPSTREAM", "WEBHOOKS_STREAM_UPSTREAM"}
     for value in upstreams.values():
         host, port = value.split(":")
         assert host in COMPOSE["services"], host
         assert port in COMPOSE["services"][host]["expose"]
         bind_keys = [k for k in COMPOSE["services"][host]["environment"] if k.endswith("_BIND")]
         assert COMPOSE["services"][host]["environment"][bind_keys[0]].endswith(":" + port)
+
+
+def test_every_gunicorn_config_a_command_names_is_in_its_image():
+    # The stream service runs the webhooks image with its own config file: the image must hold it.
+    for name, spec in COMPOSE["services"].items():
+        command = spec.get("command") or []
+        if "gunicorn" not in command[:1] or "build" not in spec:
+            continue
+        conf = command[command.index("-c") + 1]
+        copies = " ".join(line for line in (ROOT / spec["build"]["dockerfile"]).read_text().splitlines()
+                          if line.startswith("COPY "))
+        folder, file_name = conf.rsplit("/", 1)
+        assert conf in copies or (file_name in copies and f"{folder}/" in copies), (name, conf)
 
 
 def test_gateway_image_fills_every_template_placeholder():
@@ -115,8 +128,8 @@ def test_checkout_image_fills_every_placeholder_of_its_server_block():
 
 
 
-@pytest.mark.parametrize("conf", [*sorted(ROOT.glob("*/*/gunicorn.conf.py")), ROOT / "dashboard" / "gunicorn.conf.py"],
-                         ids=lambda p: p.parent.name)
+@pytest.mark.parametrize("conf", [*sorted(ROOT.glob("*/*/gunicorn*.conf.py")), ROOT / "dashboard" / "gunicorn.conf.py"],
+                         ids=lambda p: f"{p.parent.name}-{p.stem}")
 def test_no_gunicorn_binds_the_shared_control_socket(conf):
     # gunicorn 27 binds $HOME/.gunicorn/gunicorn.ctl by default: every master here (five per stack,
     # and the tests run several stacks) would take it from the one before and remove it on exit.
@@ -196,3 +209,65 @@ def test_env_example_shows_every_required_variable():
     assert required == REQUIRED
     assert listed == required
     assert ".env" in (ROOT / ".gitignore").read_text().split()
+
+
+# --- images and the host-network variant ----------------------------------------------------------
+
+PYTHON_IMAGES = {
+    "services/auth/Dockerfile", "services/payments/Dockerfile", "services/refunds/Dockerfile",
+    "services/webhooks/Dockerfile", "dashboard/Dockerfile", "database/Dockerfile",
+}
+HOST = yaml.safe_load((ROOT / "docker-compose.host.yml").read_text())
+
+
+def stages(path: Path) -> list[str]:
+    """Return the text of each FROM stage of a Dockerfile."""
+    return re.split(r"(?m)^(?=FROM )", path.read_text())[1:]
+
+
+@pytest.mark.parametrize("dockerfile", sorted(PYTHON_IMAGES))
+def test_python_images_compile_in_a_builder_stage_and_run_without_a_compiler_as_a_user(dockerfile):
+    build, runtime = stages(ROOT / dockerfile)
+    assert build.startswith("FROM python:3.11-slim AS build") and "gcc" in build and "pip wheel" in build
+    assert "id=pip_ca" in build and "PIP_CERT=/run/secrets/pip_ca" in build  # the CA bundle, as a secret only
+    assert "gcc" not in runtime and "apt-get" not in runtime
+    assert "--no-index --find-links /wheels" in runtime and "from=build" in runtime
+    assert re.search(r"(?m)^USER app$", runtime)
+    assert re.search(r"(?m)^HEALTHCHECK ", runtime)
+
+
+@pytest.mark.parametrize("dockerfile", ["gateway-nginx/Dockerfile", "services/checkout-cdn/Dockerfile"])
+def test_nginx_images_run_as_nginx_with_a_healthcheck(dockerfile):
+    runtime = stages(ROOT / dockerfile)[-1]
+    assert re.search(r"(?m)^USER nginx$", runtime)
+    assert re.search(r"(?m)^HEALTHCHECK ", runtime)
+
+
+def test_every_built_compose_service_names_the_image_docker_build_sh_tags():
+    script = (ROOT / "tools" / "docker-build.sh").read_text()
+    files = dict(re.findall(r"\[([a-z-]+)\]=(\S+/Dockerfile)\b", script))
+    for name, spec in COMPOSE["services"].items():
+        if "build" not in spec:
+            continue
+        part = spec["image"].removeprefix("payment-gateway/").removesuffix(":latest")
+        dockerfile = str(Path(spec["build"]["context"]) / spec["build"]["dockerfile"]).removeprefix("./")
+        assert files.get(part) == dockerfile, (name, part, dockerfile)
+
+
+def test_host_network_variant_covers_every_service_on_ports_clear_of_make_run():
+    assert set(HOST["services"]) == set(COMPOSE["services"])
+    assert all(spec["network_mode"] == "host" for spec in HOST["services"].values())
+    text = (ROOT / "docker-compose.host.yml").read_text()
+    defaults = {int(port) for port in re.findall(r"\$\{GW_[A-Z_]+:-(\d+)\}", text)}
+    native = {int(v) for k, v in stack_tool.DEFAULTS.items() if k.endswith("PORT")}
+    assert defaults and not defaults & (native | {5432, 6379})
+    # Nothing listens beyond loopback.
+    for spec in HOST["services"].values():
+        for key, value in (spec.get("environment") or {}).items():
+            if key.endswith(("_BIND", "_LISTEN")):
+                assert value.startswith("127.0.0.1:"), (key, value)
+
+
+def test_workers_get_time_to_finish_on_sigterm():
+    for name in ("auth", "payments", "gateway_worker", "refunds", "refunds-worker", "webhooks", "webhooks-worker"):
+        assert COMPOSE["services"][name]["stop_grace_period"] == "30s", name

@@ -24,13 +24,16 @@ DEFAULT_OUT = ROOT / "gateway-nginx" / "openapi.json"
 PUBLIC = [
     ("post", re.compile(r"^/api/v1/payments/public$")),
     ("get", re.compile(r"^/api/v1/payments/\{[^}]+\}/public$")),
+    ("post", re.compile(r"^/api/v1/payments/\{[^}]+\}/authenticate$")),
     ("get", re.compile(r"^/api/v1/orders/\{[^}]+\}/public$")),
-    ("get", re.compile(r"^/api/v1/test/")),
+    ("get", re.compile(r"^/api/v1/test/(merchant|jobs/status)$")),
     ("post", re.compile(r"^/api/v1/auth/login$")),
 ]
 ERROR_REF = {"$ref": "#/components/schemas/Error"}
 # POSTs that create or change money honour Idempotency-Key (API.md).
-MONEY_POSTS = re.compile(r"^/api/v1/(orders|payments|payments/public|payments/\{[^}]+\}/(capture|refunds))$")
+MONEY_POSTS = re.compile(
+    r"^/api/v1/(orders|payments|payments/public|payments/\{[^}]+\}/(capture|refunds|authenticate))$"
+)
 IDEMPOTENCY_HEADER = {
     "name": "Idempotency-Key",
     "in": "header",

@@ -10,7 +10,7 @@ thread count. nginx keeps upstream connections alive (HTTP/1.1, ``Connection ""`
 
 import os
 
-from gateway_common.serving import cached_date_header, json_error_pages
+from gateway_common.serving import cached_date_header, json_error_pages, multiprocess_metrics
 
 # gunicorn's own 400/414/500 answers in the API.md envelope, not HTML pages.
 json_error_pages()
@@ -21,6 +21,8 @@ limit_request_line = 8190
 _host = os.environ.get("PAYMENTS_HOST", "127.0.0.1")
 _port = os.environ.get("PAYMENTS_PORT", "8102")
 bind = os.environ.get("PAYMENTS_BIND", f"{_host}:{_port}")
+# /metrics adds up every worker of this gunicorn (gateway_common.metrics, docs/metrics.md).
+when_ready, child_exit = multiprocess_metrics("payments", bind)
 worker_class = os.environ.get("PAYMENTS_WORKER_CLASS", "gthread")
 workers = int(os.environ.get("PAYMENTS_WORKERS", "2"))
 threads = int(os.environ.get("PAYMENTS_THREADS", "12"))
@@ -38,9 +40,8 @@ accesslog = None
 # gunicorn uses it for wsgi.url_scheme only, and nginx always sets it.
 forwarded_allow_ips = os.environ.get("PAYMENTS_FORWARDED_ALLOW_IPS", "*")
 
-# Read by Settings.from_env in each worker (the app is loaded after fork).
-if int(os.environ.get("DB_POOL_MAX", "0") or 0) < threads:
-    os.environ["DB_POOL_MAX"] = str(threads)
+# The pool (PAYMENTS_DB_POOL_MAX, else DB_POOL_MAX) may be smaller than the threads: a request
+# waits for a connection (DB_POOL_TIMEOUT), and most hold one for well under a millisecond.
 
 
 def post_fork(server, worker):  # gunicorn hook signature
@@ -51,7 +52,7 @@ def post_fork(server, worker):  # gunicorn hook signature
 def post_worker_init(worker):  # gunicorn hook signature
     """Move everything the loaded app holds to the GC's permanent generation.
 
-    The app's long-lived objects (Flask, marshmallow, apispec, psycopg2) otherwise make every
+    The app's long-lived objects (Flask, marshmallow, apispec, psycopg) otherwise make every
     full collection walk them all with all threads of the process stopped (bench/RESULTS.md, History).
     """
     import gc

@@ -2,7 +2,7 @@
 
 import os
 
-from gateway_common.serving import json_error_pages
+from gateway_common.serving import json_error_pages, multiprocess_metrics
 
 # gunicorn's own 400/414/500 answers in the API.md envelope, not HTML pages.
 json_error_pages()
@@ -11,9 +11,10 @@ json_error_pages()
 limit_request_line = 8190
 
 bind = os.environ.get("REFUNDS_BIND") or f"127.0.0.1:{os.environ.get('REFUNDS_PORT', '8103')}"
+# /metrics adds up every worker of this gunicorn (gateway_common.metrics, docs/metrics.md).
+when_ready, child_exit = multiprocess_metrics("refunds", bind)
 worker_class = "gthread"
 workers = int(os.environ.get("REFUNDS_WORKERS", "2"))
-# Keep threads <= DB_POOL_MAX (default 8): each request holds one pooled connection.
 threads = int(os.environ.get("REFUNDS_THREADS", "8"))
 timeout = 30
 graceful_timeout = 10

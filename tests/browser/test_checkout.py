@@ -195,6 +195,23 @@ def test_upi_payment_reaches_success(stack, merchant, create_order, open_checkou
     shot(page, "07-already-paid")
 
 
+def test_hosted_page_pays_with_only_the_order_id(stack, merchant, create_order, page: Page) -> None:
+    """The link UI.md documents, /checkout?order_id=, needs no key: the order names its merchant."""
+    order_id = create_order(25000)
+    page.set_viewport_size({"width": 400, "height": 860})
+    posts = payment_posts(page)
+    page.goto(f"{stack.checkout}/checkout?order_id={order_id}")
+    expect(page.locator(by_id("order-amount"))).to_have_text("₹250.00")
+    pay_upi(page, "success@upi")
+
+    expect(page.locator(by_id("success-state"))).to_be_visible(timeout=FINAL_TIMEOUT_MS)
+    payment_id = page.locator(by_id("payment-id")).inner_text()
+    assert payment_status(stack, merchant, payment_id) == "success"
+    assert len(posts) == 1
+    assert "key" not in posts[0].post_data_json and "x-api-key" not in posts[0].headers
+    shot(page, "05b-success-order-id-only")
+
+
 def test_card_payment_reaches_success(stack, merchant, create_order, open_checkout) -> None:
     order_id = create_order(123456)
     page = open_checkout(order_id)

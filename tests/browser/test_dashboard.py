@@ -6,6 +6,7 @@ import base64
 import json
 import os
 import re
+import secrets
 import subprocess
 import threading
 import time
@@ -17,6 +18,7 @@ from typing import Any
 import pytest
 import requests
 from flask import Flask
+from gateway_common.money import format_amount, format_amount_compact
 from playwright.sync_api import Browser, Page, Playwright, expect
 
 TEST_EMAIL = "test@example.com"
@@ -275,8 +277,9 @@ def test_overview_shows_credentials_and_stats_from_the_api(
     expect(page.get_by_test_id("api-key")).to_have_text("key_test_abc123")
     expect(page.get_by_test_id("api-secret")).to_have_text("secret_test_xyz789")
     expect(page.get_by_test_id("total-transactions")).to_have_text(f"{stats['total_transactions']:,}")
-    rupees = stats["total_amount"] / 100
-    expect(page.get_by_test_id("total-amount")).to_have_text(f"₹{rupees:,.2f}")
+    # Compact (₹1.2 L, ₹1,002.8 Cr) past a lakh, with the exact figure in Indian grouping on hover.
+    expect(page.get_by_test_id("total-amount")).to_have_text(format_amount_compact(stats["total_amount"]))
+    expect(page.get_by_test_id("total-amount")).to_have_attribute("title", format_amount(stats["total_amount"]))
     rate = page.get_by_test_id("success-rate").inner_text()
     assert float(rate.rstrip("%")) == pytest.approx(stats["success_rate"], abs=0.01)
     assert stats["failed_transactions"] >= 1 and stats["successful_transactions"] >= 2
@@ -290,9 +293,10 @@ def test_overview_shows_credentials_and_stats_from_the_api(
     expect(page.get_by_test_id("total-transactions")).to_have_text(
         f"{stats['total_transactions'] + 1:,}", timeout=20_000
     )
-    expect(page.get_by_test_id("total-amount")).to_have_text(
-        f"₹{(stats['total_amount'] + 777700) / 100:,.2f}", timeout=20_000
+    expect(page.get_by_test_id("total-amount")).to_have_attribute(
+        "title", format_amount(stats["total_amount"] + 777700), timeout=20_000
     )
+    expect(page.get_by_test_id("total-amount")).to_have_text(format_amount_compact(stats["total_amount"] + 777700))
     assert page.evaluate("window.__marker") == marker, "the page reloaded"
 
 
@@ -340,6 +344,54 @@ def test_transactions_list_filters_search_and_live_updates(
     expect(fresh_row).to_be_visible(timeout=20_000)
     expect(fresh_row.get_by_test_id("status")).to_have_text("success", timeout=20_000)
     assert page.evaluate("window.__marker") == marker, "the page reloaded"
+
+
+def test_transactions_page_older_and_newer_by_cursor(page: Page, dashboard: str, stack: Any) -> None:
+    # A merchant of its own, so its payments are the only ones listed.
+    email = f"pager-{secrets.token_hex(4)}@example.com"
+    password = "pw-" + secrets.token_hex(6)
+    created = json.loads(stack.cli("auth.cli", "create-merchant", "--name", "Pager Merchant", "--email", email,
+                                   "--password", password))
+    headers = {"X-Api-Key": created["api_key"], "X-Api-Secret": created["api_secret"]}
+    for n in range(12):
+        create_payment(stack.api, headers, amount=10000 + n)
+    listed = requests.get(f"{stack.api}/payments", params={"limit": 100}, headers=headers, timeout=10).json()
+    ids = [p["id"] for p in listed["data"]]  # newest first, as every page shows them
+    assert len(ids) == 12
+    login(page, dashboard, email, password)
+    page.goto(f"{dashboard}/dashboard/transactions?limit=5")
+
+    def shown(expected: list[str], summary: str) -> None:
+        expect(page.get_by_test_id("transaction-row")).to_have_count(len(expected))
+        rows = page.locator('[data-test-id="transaction-row"]').evaluate_all("rows => rows.map(r => r.dataset.paymentId)")
+        assert rows == expected
+        expect(page.locator("[data-live-summary]")).to_have_text(summary)
+
+    shown(ids[:5], "1–5 of 12 payments")
+    expect(page.get_by_test_id("prev-page")).to_have_count(0)
+    # Older pages by cursor: the links name the last row shown, never an offset.
+    page.get_by_test_id("next-page").click()
+    page.wait_for_url(re.compile(rf"starting_after={ids[4]}"))
+    assert "offset=" not in page.url
+    shown(ids[5:10], "6–10 of 12 payments")
+    page.get_by_test_id("next-page").click()
+    shown(ids[10:], "11–12 of 12 payments")
+    expect(page.get_by_test_id("next-page")).to_have_count(0)
+    # And back to the newest, by the first row's id.
+    page.get_by_test_id("prev-page").click()
+    page.wait_for_url(re.compile(rf"ending_before={ids[10]}"))
+    shown(ids[5:10], "6–10 of 12 payments")
+    page.get_by_test_id("prev-page").click()
+    shown(ids[:5], "1–5 of 12 payments")
+    expect(page.get_by_test_id("prev-page")).to_have_count(0)
+    # A payment made meanwhile goes to the top; the page read by cursor still shows the same rows.
+    page.get_by_test_id("next-page").click()
+    shown(ids[5:10], "6–10 of 12 payments")
+    create_payment(stack.api, headers, amount=20000)
+    page.reload()
+    expect(page.locator("[data-live-summary]")).to_contain_text("of 13 payments")
+    rows = page.locator('[data-test-id="transaction-row"]').evaluate_all("rows => rows.map(r => r.dataset.paymentId)")
+    assert rows == ids[5:10]
 
 
 def test_capture_and_refund_from_the_payment_page(logged_in: Page, dashboard: str, stack: Any, merchant: dict) -> None:
@@ -532,6 +584,36 @@ def test_docs_page_snippets(logged_in: Page, dashboard: str, stack: Any) -> None
     exec(compile(code, "docs-create-order", "exec"), namespace)
     assert namespace["order"]["id"].startswith("order_")
     assert namespace["order"]["amount"] == 50000
+
+
+def test_docs_page_lists_every_test_instrument_and_control(logged_in: Page, dashboard: str) -> None:
+    from gateway_common.http.controls import DELAY_HEADER, OUTCOME_HEADER
+    from payments import bank
+
+    page = logged_in
+    page.goto(f"{dashboard}/dashboard/docs")
+    expect(page.get_by_test_id("section-test-controls")).to_be_visible()
+    rows = {
+        row.get_attribute("data-instrument"): [cell.strip() for cell in row.locator("td").all_inner_texts()]
+        for row in page.get_by_test_id("test-instrument").all()
+    }
+    # Every instrument the bank knows, with the code and description a failed payment carries.
+    for vpa in (*bank.SUCCESS_VPAS, *bank.FAILURE_VPAS):
+        assert vpa in rows, vpa
+        expected = "success" if vpa in bank.SUCCESS_VPAS else "failed"
+        assert rows[vpa][2] == expected
+    for vpa in bank.FAILURE_VPAS:
+        assert rows[vpa][3:] == ["PAYMENT_FAILED", bank.ERROR_DESCRIPTIONS["PAYMENT_FAILED"]]
+    for number, code in bank.DECLINE_CARDS.items():
+        assert rows[number] == ["Card", number, "failed", code, bank.ERROR_DESCRIPTIONS[code]], number
+    for number in bank.AUTHENTICATION_CARDS:
+        assert rows[number][2].startswith("3-D Secure") and bank.AUTHENTICATION_OTP in rows[number][2], number
+        assert rows[number][3] == "AUTHENTICATION_FAILED, AUTHENTICATION_CANCELLED, AUTHENTICATION_TIMEOUT"
+    headers = [row.get_attribute("data-header") for row in page.get_by_test_id("test-control").all()]
+    assert headers == [OUTCOME_HEADER, DELAY_HEADER]
+    clock = page.get_by_test_id("test-clock").inner_text()
+    assert all(route in clock for route in ("/test/clock/advance", "/test/clock", "/test/clock/reset")), clock
+    shot(page, "docs-test-controls")
 
 
 # --- isolation -----------------------------------------------------------------------------------

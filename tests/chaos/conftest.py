@@ -21,11 +21,11 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import psycopg2
+import psycopg
 import pytest
 import redis as redis_lib
 import requests
@@ -61,12 +61,12 @@ def wait_for(what: str, check, timeout: float, interval: float = 0.2):
     pytest.fail(f"{what} not reached within {timeout:.0f}s; last: {last!r}", pytrace=False)
 
 
-def procfile_command(name: str) -> str:
-    """The command of entry ``name`` in the root Procfile (the one honcho would run)."""
-    for line in (ROOT / "Procfile").read_text().splitlines():
-        if line.strip() and not line.startswith("#") and line.split(":", 1)[0].strip() == name:
-            return line.split(":", 1)[1].strip()
-    raise KeyError(f"no {name!r} entry in Procfile")
+def procfile_command(env: dict[str, str], name: str) -> str:
+    """The command of Procfile entry ``name`` as honcho would run it (a replica, ``payments-2``, too)."""
+    commands = dict(stack_tool.procfile_entries(env))
+    if name not in commands:
+        raise KeyError(f"no {name!r} entry in Procfile (with SCALE={env.get('SCALE', '')!r})")
+    return commands[name]
 
 
 # --------------------------------------------------------------------------- Redis
@@ -148,7 +148,7 @@ class PrivatePostgres:
         return result.returncode == 0
 
     def query(self, database: str, sql: str, params: tuple = ()) -> list[tuple]:
-        conn = psycopg2.connect(self.url(database), connect_timeout=5)
+        conn = psycopg.connect(self.url(database), connect_timeout=5)
         try:
             with conn, conn.cursor() as cur:
                 cur.execute(sql, params)
@@ -175,10 +175,10 @@ class ChaosStack:
     workers: dict[str, subprocess.Popen] = field(default_factory=dict)
 
     def start_worker(self, name: str) -> subprocess.Popen:
-        """Start Procfile entry ``name`` exactly as honcho would (shell, stack env, repo root)."""
+        """Start Procfile entry ``name`` (a worker, or any replica) exactly as honcho would (shell, stack env, repo root)."""
         log = open(self.run_dir / f"{name}.log", "ab")
         proc = subprocess.Popen(
-            ["bash", "-c", "exec " + procfile_command(name)],
+            ["bash", "-c", "exec " + procfile_command(self.env, name)],
             env=self.env,
             cwd=ROOT,
             stdout=log,
@@ -281,20 +281,23 @@ def private_postgres() -> Iterator[PrivatePostgres]:
         shutil.rmtree(datadir, ignore_errors=True)
 
 
-@pytest.fixture(scope="module")
-def chaos_stack(private_redis: PrivateRedis, private_postgres: PrivatePostgres) -> Iterator[ChaosStack]:
-    """nginx and the four API services under honcho; the three workers started by us."""
+@contextlib.contextmanager
+def running_chaos_stack(
+    redis: PrivateRedis, postgres: PrivatePostgres, *, stack_parts: tuple[str, ...], processes: tuple[str, ...],
+    overrides: dict[str, str] | None = None, ready: Callable[[ChaosStack], None] | None = None,
+) -> Iterator[ChaosStack]:
+    """``stack_parts`` under honcho and ``processes`` (Procfile entries) started by us, on the private Redis and
+    PostgreSQL; ``ready`` waits for what honcho's health check does not cover."""
     # Not under pytest's tmp dir, which other runs on this machine rotate away; kept with CHAOS_KEEP_LOGS=1.
     run_dir = Path(tempfile.mkdtemp(prefix="gwchaos-stack-"))
     database = "payment_gateway"
-    ports = {name: str(free_port()) for name in (
-        "PORT", "CHECKOUT_PORT", "DASHBOARD_PORT", "AUTH_PORT", "PAYMENTS_PORT", "REFUNDS_PORT", "WEBHOOKS_PORT", "BENCH_STATIC_PORT")}
-    overrides = {
+    ports = {name: str(free_port()) for name in stack_tool.port_settings()}
+    env = stack_tool.stack_env({
         **ports,
-        "DATABASE_URL": private_postgres.url(database),
-        "REDIS_URL": private_redis.url,
+        "DATABASE_URL": postgres.url(database),
+        "REDIS_URL": redis.url,
         "RUN_DIR": str(run_dir),
-        "STACK_PARTS": ",".join(STACK_PARTS),
+        "STACK_PARTS": ",".join(stack_parts),
         "PUBSUB_PREFIX": f"gwchaos{secrets.token_hex(3)}",
         "GATEWAY_SECRET": secrets.token_urlsafe(24),
         "TEST_MODE": "true",
@@ -307,18 +310,20 @@ def chaos_stack(private_redis: PrivateRedis, private_postgres: PrivatePostgres) 
         "CHECKOUT_URL": f"http://127.0.0.1:{ports['CHECKOUT_PORT']}",
         "PUBLIC_API_ORIGIN": f"http://127.0.0.1:{ports['PORT']}",
         "GATEWAY_URL": f"http://127.0.0.1:{ports['PORT']}",
-    }
-    env = stack_tool.stack_env(overrides)
+        **(overrides or {}),
+    })
     proc = None
     stack = None
     try:
         proc = stack_tool.start_background(env)
-        base = f"http://127.0.0.1:{ports['PORT']}"
-        stack = ChaosStack(base=base, api=f"{base}/api/v1", env=env, run_dir=run_dir, redis=private_redis,
-                           postgres=private_postgres, database=database, pid=proc.pid)
-        for name in WORKERS:
+        base = f"http://127.0.0.1:{env['PORT']}"
+        stack = ChaosStack(base=base, api=f"{base}/api/v1", env=env, run_dir=run_dir, redis=redis,
+                           postgres=postgres, database=database, pid=proc.pid)
+        for name in processes:
             stack.start_worker(name)
         stack_tool.wait_healthy(env, proc, timeout=150)
+        if ready is not None:
+            ready(stack)
     except BaseException as exc:
         if stack is not None:
             for name in list(stack.workers):
@@ -338,6 +343,13 @@ def chaos_stack(private_redis: PrivateRedis, private_postgres: PrivatePostgres) 
             print(f"chaos stack logs kept in {run_dir}")
         else:
             shutil.rmtree(run_dir, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def chaos_stack(private_redis: PrivateRedis, private_postgres: PrivatePostgres) -> Iterator[ChaosStack]:
+    """nginx and the four API services under honcho; the three workers started by us."""
+    with running_chaos_stack(private_redis, private_postgres, stack_parts=STACK_PARTS, processes=WORKERS) as stack:
+        yield stack
 
 
 @pytest.fixture(autouse=True)

@@ -191,8 +191,9 @@ def test_failing_webhook_receivers_keep_their_retry_schedule(chaos_stack):
             sent = requests.post(f"{stack.api}/webhooks/test", headers=headers, timeout=10)
             assert sent.status_code == 202, sent.text
             log_ids[mode] = sent.json()["id"]
-            paid = requests.post(f"{stack.api}/payments", json=payment_body(f"chaos_wh_{mode}"), headers=headers, timeout=10)
-            assert paid.status_code == 201, paid.text
+        # One delivery per endpoint, so its five attempts are the endpoint's only ones: more would
+        # open the endpoint's circuit after five consecutive failures and disable it after ten
+        # within 60 s in test mode (issue 21), which tests/e2e/test_events.py covers.
 
         # Follow every delivery of the three merchants until each has failed for good.
         history: dict[tuple[str, str], list[dict]] = {}
@@ -211,7 +212,7 @@ def test_failing_webhook_receivers_keep_their_retry_schedule(chaos_stack):
                     if not seen or seen[-1]["attempts"] != row["attempts"] or seen[-1]["status"] != row["status"]:
                         seen.append(row)
                 events = {row["event"] for row in rows}
-                if not {"webhook.test", "payment.created", "payment.success"} <= events:
+                if "webhook.test" not in events:
                     done = False
                 if any(row["status"] != "failed" for row in rows):
                     done = False
@@ -267,7 +268,7 @@ def test_failing_webhook_receivers_keep_their_retry_schedule(chaos_stack):
             assert body["response_code"] == 500 and "receiver says no" in (body["response_body"] or ""), body
         else:
             assert body["last_error"], body
-    assert len(servers["error"].hits) >= 3 * len(intervals), "the failing receiver was not called for every attempt"
+    assert len(servers["error"].hits) >= len(intervals), "the failing receiver was not called for every attempt"
 
 
 # --------------------------------------------------------------------------- Redis crash

@@ -6,7 +6,7 @@ import concurrent.futures
 import time
 import uuid
 
-import psycopg2
+import psycopg
 import pytest
 import requests
 
@@ -14,7 +14,7 @@ pytestmark = pytest.mark.e2e
 
 
 def count_payments(stack, order_id: str) -> int:
-    with psycopg2.connect(stack.database_url) as conn, conn.cursor() as cur:
+    with psycopg.connect(stack.database_url) as conn, conn.cursor() as cur:
         cur.execute("SELECT count(*) FROM payments.payments WHERE order_id = %s", (order_id,))
         value = cur.fetchone()[0]
     conn.close()

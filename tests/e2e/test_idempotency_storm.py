@@ -6,7 +6,7 @@ import concurrent.futures
 import random
 import secrets
 
-import psycopg2
+import psycopg
 import pytest
 import requests
 
@@ -37,7 +37,7 @@ def test_a_storm_of_duplicates_creates_one_payment_per_key(stack, merchant):
     assert all(len(bodies) == 1 for bodies in by_key.values()), "a replay differed from the first answer"
     assert sum(1 for *_, replayed in results if replayed == "true") == 1000 - 50
 
-    conn = psycopg2.connect(stack.database_url)
+    conn = psycopg.connect(stack.database_url)
     with conn.cursor() as cur:
         cur.execute("SELECT count(*), count(DISTINCT amount) FROM payments.payments WHERE order_id = %s", (tag,))
         count, distinct_amounts = cur.fetchone()

@@ -179,7 +179,7 @@ def test_lists_are_paginated_newest_first(stack, merchant, payment) -> None:
     of_payment = requests.get(f"{stack.api}/payments/{payment}/refunds", headers=merchant, timeout=10)
     assert of_payment.status_code == 200
     body = of_payment.json()
-    assert set(body) == {"data", "total", "limit", "offset"}
+    assert set(body) == {"data", "total", "total_is_estimate", "has_more", "limit", "offset"}
     assert body["total"] == 3
     assert [r["id"] for r in body["data"]] == [r["id"] for r in reversed(created)]
     assert all(set(r) == REFUND_FIELDS for r in body["data"])

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import importlib.util
 import json
-import secrets
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -18,7 +17,8 @@ pytestmark = pytest.mark.e2e
 
 ROOT = Path(__file__).resolve().parents[2]
 TEST_WEBHOOK_SECRET = "whsec_test_abc123"
-LOG_FIELDS = {"id", "event", "status", "attempts", "created_at", "last_attempt_at", "next_retry_at", "response_code"}
+LOG_FIELDS = {"id", "endpoint_id", "event", "status", "attempts", "created_at", "last_attempt_at", "next_retry_at", "response_code",
+              "last_error"}
 
 
 def _load_receiver():
@@ -44,38 +44,8 @@ def poll(fetch: Callable[[], object], done: Callable[[object], bool], what: str,
     pytest.fail(f"{what} not reached within {deadline}s; last: {last}")
 
 
-@pytest.fixture
-def receivers() -> Iterator[Callable[..., object]]:
-    """Start merchant-side receivers (examples/webhook_receiver.py) on 127.0.0.1."""
-    started = []
-
-    def start(secret: str, fail_first: int = 0):
-        server = receiver_module.serve_in_thread(secret, fail_first=fail_first)
-        started.append(server)
-        return server
-
-    yield start
-    for server in started:
-        server.shutdown()
-        server.server_close()
-
-
 def url_of(server) -> str:
     return f"http://127.0.0.1:{server.server_address[1]}/webhook"
-
-
-@pytest.fixture
-def new_merchant(stack) -> Callable[[], dict[str, str]]:
-    """Create merchants of our own, so no other test's events reach our receivers."""
-
-    def create() -> dict[str, str]:
-        email = f"wh-{secrets.token_hex(4)}@example.com"
-        created = json.loads(
-            stack.cli("auth.cli", "create-merchant", "--name", "Webhook Merchant", "--email", email, "--password", "pw-" + secrets.token_hex(6))
-        )
-        return {"X-Api-Key": created["api_key"], "X-Api-Secret": created["api_secret"]}
-
-    return create
 
 
 def configure(stack, headers: dict, url: str | None) -> dict:

@@ -17,7 +17,7 @@ import re
 import time
 import uuid
 
-import psycopg2
+import psycopg
 import pytest
 import redis
 import requests
@@ -129,7 +129,7 @@ def test_no_card_number_or_cvv_is_stored_queued_or_logged(stack, merchant):
     time.sleep(1)  # let relays and webhook attempts write what they write
 
     hits: list[str] = []
-    conn = psycopg2.connect(stack.database_url)
+    conn = psycopg.connect(stack.database_url)
     with conn.cursor() as cur:
         # The payments were sent with keys, so there must be fingerprints to scan.
         cur.execute("SELECT count(*) FROM payments.idempotency_keys WHERE key = ANY(%s) AND fingerprint IS NOT NULL", (keys,))

@@ -59,6 +59,10 @@ def fuzz_spec() -> dict:
 SPEC = fuzz_spec()
 schema = schemathesis.openapi.from_dict(SPEC)
 schema = schema.exclude(method="POST", path="/api/v1/merchant/rotate-keys")
+# The live stream answers every valid request with a stream that never ends (until the client goes):
+# a generated call could only time out. Its input is covered by tests/fuzz/test_hostile_corpus.py and
+# its behaviour by tests/e2e/test_stream_and_paygate.py.
+schema = schema.exclude(method="GET", path="/api/v1/events/stream")
 
 
 @pytest.fixture(scope="module")
@@ -77,11 +81,20 @@ def session() -> requests.Session:
         yield http
 
 
+# The body field that names a webhook URL, by route.
+URL_FIELDS = {
+    "/api/v1/webhooks/config": "webhook_url",
+    "/api/v1/webhook-endpoints": "url",
+    "/api/v1/webhook-endpoints/{endpoint_id}": "url",
+}
+
+
 def keep_traffic_local(case) -> None:
     """A generated webhook URL that names another host is replaced, so no delivery leaves the machine."""
-    if case.operation.path != "/api/v1/webhooks/config" or not isinstance(case.body, dict):
+    field = URL_FIELDS.get(case.operation.path)
+    if field is None or not isinstance(case.body, dict):
         return
-    url = case.body.get("webhook_url")
+    url = case.body.get(field)
     if not isinstance(url, str):
         return
     try:
@@ -89,7 +102,7 @@ def keep_traffic_local(case) -> None:
     except ValueError:
         return
     if host and host not in LOOPBACK_HOSTS:
-        case.body["webhook_url"] = "http://127.0.0.1:9/fuzz"
+        case.body[field] = "http://127.0.0.1:9/fuzz"
 
 
 # Status codes seen per operation by the short run, to prove the cases reached the services.

@@ -64,6 +64,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     app.jinja_env.globals.update(csrf_token=security.csrf_token)
     app.jinja_env.filters.update(
         money=formatting.format_amount,
+        money_compact=formatting.format_amount_compact,
         percent=formatting.format_percent,
         number=lambda n: f"{int(n or 0):,}",
     )

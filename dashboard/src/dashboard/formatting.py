@@ -7,10 +7,10 @@ from datetime import date
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from gateway_common.money import CURRENCIES, MAX_AMOUNT, format_amount
+from gateway_common.money import CURRENCIES, MAX_AMOUNT, format_amount, format_amount_compact
 from markupsafe import Markup, escape
 
-__all__ = ["chart_svg", "format_amount", "format_percent", "rupees_to_paise"]
+__all__ = ["chart_svg", "format_amount", "format_amount_compact", "format_percent", "rupees_to_paise"]
 
 
 def format_percent(value: float | int | None) -> str:

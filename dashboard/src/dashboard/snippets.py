@@ -163,3 +163,50 @@ def render(api: str, checkout: str, api_key: str, api_secret: str) -> dict[str, 
         "webhook_python": WEBHOOK_PYTHON,
         "webhook_node": WEBHOOK_NODE,
     }
+
+
+# The gateway's test instruments and per-request controls (API.md "Test controls"), as the docs
+# page lists them. The dashboard is a client of the API and imports no service, so this is a copy:
+# tests/browser/test_dashboard.py checks it against the payments service's bank tables.
+TEST_INSTRUMENTS = (
+    # (method, instrument, outcome, error_code, error_description)
+    ("UPI", "success@upi", "success", None, None),
+    ("UPI", "success@razorpay", "success", None, None),
+    ("UPI", "failure@upi", "failed", "PAYMENT_FAILED", "The bank could not process the payment"),
+    ("UPI", "failure@razorpay", "failed", "PAYMENT_FAILED", "The bank could not process the payment"),
+    ("Card", "4111111111111111", "success (test mode)", None, None),
+    ("Card", "4000000000000002", "failed", "CARD_DECLINED", "The card was declined by the bank"),
+    ("Card", "4000000000009995", "failed", "INSUFFICIENT_FUNDS", "Insufficient funds in the account"),
+    ("Card", "4000000000000069", "failed", "EXPIRED_CARD", "The card has expired"),
+    ("Card", "4000000000000127", "failed", "INCORRECT_CVC", "The card's security code (CVV) is incorrect"),
+    (
+        "Card",
+        "4000000000000119",
+        "failed",
+        "PROCESSING_ERROR",
+        "An error occurred while the bank processed the card; try again",
+    ),
+    (
+        "Card",
+        "4000000000003220",
+        "3-D Secure: waits for the OTP on the checkout's bank page; 1234 succeeds",
+        "AUTHENTICATION_FAILED, AUTHENTICATION_CANCELLED, AUTHENTICATION_TIMEOUT",
+        "Any other OTP, Cancel, or no answer within 15 minutes fails the payment",
+    ),
+)
+TEST_CONTROLS = (
+    # (header, applies to, values, effect)
+    (
+        "X-Test-Outcome",
+        "POST /payments, POST /payments/public",
+        "success | failed | failed:<ERROR_CODE>",
+        "The bank answers this payment so, whatever the instrument.",
+    ),
+    (
+        "X-Test-Delay-Ms",
+        "POST /payments, POST /payments/public, POST /payments/{id}/refunds",
+        "0 … 86400000",
+        "The bank (or refund processor) answers after this many milliseconds (refused for the 3-D Secure card: "
+        "its shopper decides when).",
+    ),
+)

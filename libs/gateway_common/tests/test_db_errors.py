@@ -6,18 +6,18 @@ import logging
 import secrets
 import threading
 
-import psycopg2
+import psycopg
 import pytest
 from flask import jsonify
 from gateway_common.config import Settings, with_user
-from gateway_common.db import Database, retry_on_conflict
+from gateway_common.db import Database, PoolSettings, retry_on_conflict
 from gateway_common.errors import TransactionConflictError
 from gateway_common.http import create_base_app
 
 
 @pytest.fixture(scope="module")
 def admin(database_url):
-    conn = psycopg2.connect(database_url)
+    conn = psycopg.connect(database_url)
     conn.autocommit = True
     with conn.cursor() as cur:
         cur.execute(
@@ -50,7 +50,7 @@ def admin(database_url):
 
 @pytest.fixture(scope="module")
 def db(database_url, admin):
-    database = Database(database_url, maxconn=6)
+    database = Database(database_url, pool=PoolSettings(max_size=6))
     yield database
     database.close()
 
@@ -99,7 +99,7 @@ def test_a_real_deadlock_is_a_conflict_not_an_outage(db, admin):
     # One transaction survives; the victim is named a conflict (409), not "database unavailable" (503).
     assert len(errors) == 1 and isinstance(errors[0], TransactionConflictError), errors
     assert errors[0].status == 409 and errors[0].code == "CONFLICT_ERROR"
-    assert errors[0].__cause__.pgcode == "40P01"
+    assert errors[0].__cause__.sqlstate == "40P01"
 
 
 def test_a_real_deadlock_is_retried_and_both_transactions_commit(db, admin):
@@ -171,7 +171,7 @@ def _one_line_for(caplog, request_id: str) -> logging.LogRecord:
 
 
 def test_a_503_logs_one_line_that_says_why(caplog):
-    db = Database("postgresql://postgres@127.0.0.1:1/none", maxconn=1)
+    db = Database("postgresql://postgres@127.0.0.1:1/none", pool=PoolSettings(max_size=1))
     app, _ = create_base_app(Settings(service="scratch"), title="scratch")
 
     @app.get("/ping")
@@ -193,7 +193,7 @@ def test_too_many_clients_is_named_as_such(database_url, admin, caplog):
     role = f"gw_limited_{secrets.token_hex(4)}"
     with admin.cursor() as cur:
         cur.execute(f"CREATE ROLE {role} LOGIN CONNECTION LIMIT 0")
-    db = Database(with_user(database_url, role, None), maxconn=1)
+    db = Database(with_user(database_url, role, None), pool=PoolSettings(max_size=1))
     app, _ = create_base_app(Settings(service="scratch"), title="scratch")
 
     @app.get("/ping")

@@ -8,12 +8,12 @@ import logging
 import re
 import threading
 
-import psycopg2
+import psycopg
 import pytest
 import redis
 from flask import jsonify
 from gateway_common.config import Settings
-from gateway_common.db import Database
+from gateway_common.db import Database, PoolSettings
 from gateway_common.errors import BadRequestError, ServiceUnavailableError
 from gateway_common.events import Outbox, Relay, Route, events_from_task
 from gateway_common.http import create_base_app, idempotent
@@ -33,14 +33,14 @@ def scratch_settings(redis_url, gateway_backing):
 @pytest.fixture(scope="module")
 def scratch(database_url):
     """A scratch schema with an outbox, idempotency keys and a counter table."""
-    conn = psycopg2.connect(database_url)
+    conn = psycopg.connect(database_url)
     conn.autocommit = True
     with conn.cursor() as cur:
         cur.execute("CREATE SCHEMA scratch")
         cur.execute(render_template("outbox_idempotency", "scratch"))
         cur.execute("CREATE TABLE scratch.things (id SERIAL PRIMARY KEY, name TEXT NOT NULL)")
     conn.close()
-    db = Database(database_url, maxconn=20)
+    db = Database(database_url, pool=PoolSettings(max_size=20))
     yield db
     db.close()
 
@@ -62,7 +62,7 @@ def test_transaction_commits_rolls_back_and_runs_after_commit_hooks(scratch):
 
 
 def test_unreachable_database_is_service_unavailable():
-    db = Database("postgresql://postgres@127.0.0.1:1/none", maxconn=1)
+    db = Database("postgresql://postgres@127.0.0.1:1/none", pool=PoolSettings(max_size=1))
     with pytest.raises(ServiceUnavailableError):
         db.ping()
 
@@ -115,7 +115,7 @@ def test_relay_waits_for_a_slow_commit_and_never_skips_it(scratch, database_url,
     _drain(relay)
     merchant = "550e8400-e29b-41d4-a716-446655440000"
     outbox = Outbox("scratch")
-    slow = psycopg2.connect(database_url)  # a transaction that takes its seq first and commits last
+    slow = psycopg.connect(database_url)  # a transaction that takes its seq first and commits last
     try:
         with slow.cursor() as cur:
             cur.execute(
@@ -149,7 +149,7 @@ def test_relay_held_back_by_an_open_transaction_says_so(scratch, database_url, r
     settings = scratch_settings
     relay = Relay(scratch, "scratch", [], make_celery(settings, "scratch"), redis.Redis.from_url(redis_url), "unit")
     _drain(relay)
-    open_tx = psycopg2.connect(database_url)  # someone's transaction, left open after a write
+    open_tx = psycopg.connect(database_url)  # someone's transaction, left open after a write
     try:
         with open_tx.cursor() as cur:
             cur.execute("INSERT INTO scratch.things (name) VALUES ('left open')")
@@ -198,7 +198,7 @@ def test_only_one_relay_publishes_an_outbox_at_a_time(scratch, database_url, red
     _drain(relay)
     with scratch.transaction() as tx:
         Outbox("scratch").add(tx, "payment.created", "550e8400-e29b-41d4-a716-446655440000", {})
-    other = psycopg2.connect(database_url)  # another relay, in the middle of its batch
+    other = psycopg.connect(database_url)  # another relay, in the middle of its batch
     try:
         with other.cursor() as cur:
             cur.execute("SELECT seq FROM scratch.outbox_relay FOR UPDATE")
@@ -314,7 +314,7 @@ def test_setup_sql_lets_a_service_role_made_elsewhere_log_in(database_url):
     transactional, and no other session ever sees svc_webhooks without LOGIN.
     """
     setup = (find_repo_root() / "database" / "setup.sql").read_text()
-    conn = psycopg2.connect(database_url)
+    conn = psycopg.connect(database_url)
     try:
         with conn.cursor() as cur:
             cur.execute("ALTER ROLE svc_webhooks NOLOGIN")
@@ -331,3 +331,47 @@ def test_setup_sql_lets_a_service_role_made_elsewhere_log_in(database_url):
     finally:
         conn.rollback()
         conn.close()
+
+
+def test_relay_prunes_published_outbox_rows_a_day_old_a_bounded_batch_a_step_until_caught_up(
+    database_url, redis_url, scratch_settings
+):
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        conn.execute("DROP SCHEMA IF EXISTS outboxprune CASCADE")
+        conn.execute("CREATE SCHEMA outboxprune")
+        conn.execute(render_template("outbox_idempotency", "outboxprune"))
+        merchant = "550e8400-e29b-41d4-a716-446655440000"
+        conn.execute(
+            "INSERT INTO outboxprune.outbox (event_id, event_type, merchant_id, payload, created_at) "
+            "SELECT 'evt_old' || g, 'payment.created', %s, '{}', now() - interval '2 days' FROM generate_series(1, 12000) g",
+            (merchant,),
+        )
+        conn.execute(
+            "INSERT INTO outboxprune.outbox (event_id, event_type, merchant_id, payload) "
+            "SELECT 'evt_new' || g, 'payment.created', %s, '{}' FROM generate_series(1, 10) g",
+            (merchant,),
+        )
+        # Every row is published: the relay's place is past them all.
+        conn.execute("UPDATE outboxprune.outbox_relay SET (xid, seq) = (SELECT max(xid), max(seq) FROM outboxprune.outbox)")
+    db = Database(database_url, pool=PoolSettings(max_size=2))
+    relay = Relay(db, "outboxprune", [], make_celery(scratch_settings, "scratch"), redis.Redis.from_url(redis_url), "unit")
+
+    def left() -> tuple[int, int]:
+        with db.transaction() as tx:
+            tx.cursor.execute("SELECT count(*) FILTER (WHERE event_id LIKE 'evt_old%%') AS old,"
+                              " count(*) FILTER (WHERE event_id LIKE 'evt_new%%') AS new FROM outboxprune.outbox")
+            row = tx.cursor.fetchone()
+            return row["old"], row["new"]
+
+    try:
+        seen = []
+        for _ in range(4):
+            assert relay.run_once() == 0  # nothing new to publish; each step prunes one batch while one is due
+            seen.append(left())
+        # At most one batch (5,000) a step, and full batches are followed at once by the next, so a
+        # backlog of any size is caught up without waiting 10 s a batch; rows younger than a day stay.
+        assert seen == [(7000, 10), (2000, 10), (0, 10), (0, 10)]
+    finally:
+        db.close()
+        with psycopg.connect(database_url, autocommit=True) as conn:
+            conn.execute("DROP SCHEMA outboxprune CASCADE")

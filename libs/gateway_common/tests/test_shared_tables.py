@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import psycopg2
+import psycopg
 import pytest
 from gateway_common.migrations import render_template
 
@@ -50,7 +50,7 @@ def _unqualify(value, schema: str):
 
 @pytest.fixture
 def admin(database_url):
-    conn = psycopg2.connect(database_url)
+    conn = psycopg.connect(database_url)
     conn.autocommit = True
     yield conn.cursor()
     conn.close()

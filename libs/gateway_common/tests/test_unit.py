@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import hmac
 import json
 import time
 
@@ -29,7 +30,22 @@ def test_new_id_has_prefix_and_sixteen_alphanumerics():
 def test_format_amount_in_rupees():
     assert money.format_amount(50000) == "₹500.00"
     assert money.format_amount(100, "INR") == "₹1.00"
-    assert money.format_amount(123456789, "INR") == "₹1,234,567.89"
+    assert money.format_amount(123456789, "INR") == "₹12,34,567.89"  # lakhs and crores
+    assert money.format_amount(1002818246000, "INR") == "₹10,02,81,82,460.00"
+    assert money.format_amount(99999, "INR") == "₹999.99"
+    assert money.format_amount(-150000, "INR") == "-₹1,500.00"
+    assert money.format_amount(123456789, "USD") == "$1,234,567.89"
+    assert money.format_amount(2**63 - 1, "INR") == "₹92,23,37,20,36,85,47,758.07"
+
+
+def test_compact_amounts_in_crores_and_lakhs():
+    # The overview card held ₹10,028,182,460.00 and overflowed; the compact form fits.
+    assert money.format_amount_compact(1002818246000, "INR") == "₹1,002.8 Cr"
+    assert money.format_amount_compact(1250000000, "INR") == "₹1.2 Cr"  # 1.25 Cr truncated, never rounded up
+    assert money.format_amount_compact(1250000, "INR") == "₹12,500.00"  # below a lakh: exact
+    assert money.format_amount_compact(12500000, "INR") == "₹1.2 L"
+    assert money.format_amount_compact(320000000, "USD") == "$3.2 M"
+    assert money.format_amount_compact(2**63 - 1, "INR") == "₹9,22,33,72,036.8 Cr"
     assert money.format_amount(500, "JPY") == "¥500"
     assert money.is_currency("INR") and not money.is_currency("XYZ")
 
@@ -201,3 +217,116 @@ def test_an_empty_gateway_secret_is_refused(monkeypatch, test_mode):
     monkeypatch.setenv("GATEWAY_SECRET", " ")
     with pytest.raises(ConfigError, match="GATEWAY_SECRET is empty"):
         Settings.from_env("auth")
+
+
+# ---------------------------------------------------------------- test controls
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        (None, None),
+        ("success", ("success", None)),
+        ("failed", ("failed", None)),
+        (" failed:CARD_DECLINED ", ("failed", "CARD_DECLINED")),
+        ("failed:ABC", ("failed", "ABC")),
+        ("failed:" + "A" * 40, ("failed", "A" * 40)),
+    ],
+)
+def test_outcome_header_values(value, expected):
+    from gateway_common.http.controls import parse_test_outcome
+
+    parsed = parse_test_outcome(value, test_mode=True)
+    assert (parsed if parsed is None else (parsed.status, parsed.error_code)) == expected
+
+
+@pytest.mark.parametrize(
+    "value", ["", "Success", "failed:", "failed:AB", "failed:_AB", "failed:A1B", "success:ABC", "failed:" + "A" * 41]
+)
+def test_bad_outcome_header_values_are_400(value):
+    from gateway_common.errors import BadRequestError
+    from gateway_common.http.controls import parse_test_outcome
+
+    with pytest.raises(BadRequestError, match="X-Test-Outcome"):
+        parse_test_outcome(value, test_mode=True)
+
+
+@pytest.mark.parametrize(("value", "expected"), [(None, None), ("0", 0), (" 250 ", 250), ("86400000", 86_400_000)])
+def test_delay_header_values(value, expected):
+    from gateway_common.http.controls import parse_test_delay_ms
+
+    assert parse_test_delay_ms(value, test_mode=True) == expected
+
+
+@pytest.mark.parametrize("value", ["", "-1", "86400001", "1.5", "1e3", "０", "999999999"])
+def test_bad_delay_header_values_are_400(value):
+    from gateway_common.errors import BadRequestError
+    from gateway_common.http.controls import parse_test_delay_ms
+
+    with pytest.raises(BadRequestError, match="X-Test-Delay-Ms"):
+        parse_test_delay_ms(value, test_mode=True)
+
+
+def test_controls_are_off_outside_test_mode_whatever_the_value():
+    from gateway_common.errors import BadRequestError
+    from gateway_common.http.controls import read_test_controls
+
+    for sent in ({"X-Test-Outcome": "success"}, {"X-Test-Delay-Ms": "0"}, {"X-Test-Delay-Ms": "junk"}):
+        with pytest.raises(BadRequestError, match=r"^Test controls are off$"):
+            read_test_controls(sent.get, test_mode=False)
+    assert read_test_controls({}.get, test_mode=False).outcome is None
+
+
+def test_outcome_is_refused_where_only_the_delay_applies():
+    from gateway_common.errors import BadRequestError
+    from gateway_common.http.controls import read_test_controls
+
+    with pytest.raises(BadRequestError, match="payments only"):
+        read_test_controls({"X-Test-Outcome": "success"}.get, test_mode=True, outcome=False)
+    assert read_test_controls({"X-Test-Delay-Ms": "7"}.get, test_mode=True, outcome=False).delay_ms == 7
+
+
+def test_secret_box_round_trips_rotates_and_refuses_bad_keys():
+    from gateway_common.secretbox import SecretBox, derive_key, new_key
+
+    old, new = new_key(), new_key()
+    token = SecretBox(old).encrypt("secret_test_xyz789")
+    assert "secret_test_xyz789" not in token
+    assert SecretBox(old).decrypt(token) == "secret_test_xyz789"
+    # Rotation: the new key first encrypts; the old one, listed after it, still opens old tokens.
+    rotated = SecretBox(f"{new},{old}")
+    assert rotated.decrypt(token) == "secret_test_xyz789"
+    assert SecretBox(new).decrypt(rotated.encrypt("x")) == "x"
+    assert SecretBox(new).decrypt(token) is None
+    assert SecretBox(old).decrypt(None) is None
+    assert SecretBox(old).decrypt("not-a-token") is None
+    for bad in ("", "short", "not base64 at all!"):
+        with pytest.raises(ConfigError):
+            SecretBox(bad)
+    # Unset API_SECRET_KEY: derived from the gateway secret, so every service agrees on it.
+    assert Settings(service="x", gateway_secret="g").api_secret_key == derive_key("g")
+    assert SecretBox(derive_key("g")).decrypt(SecretBox(derive_key("g")).encrypt("s")) == "s"
+
+
+def test_payment_signature_is_razorpays():
+    expected = hmac.new(b"secret_test_xyz789", b"order_A|pay_B", hashlib.sha256).hexdigest()
+    assert signing.payment_signature("secret_test_xyz789", "order_A", "pay_B") == expected
+
+
+def test_razorpay_error_translation():
+    from gateway_common import razorpay
+
+    status, body = razorpay.translate_error(400, "BAD_REQUEST_ERROR", "amount: amount must be an integer between 100 and 9")
+    assert status == 400
+    assert body["error"]["code"] == "BAD_REQUEST_ERROR" and body["error"]["field"] == "amount"
+    assert set(body["error"]) == {"code", "description", "source", "step", "reason", "metadata", "field"}
+    assert razorpay.translate_error(400, "INVALID_VPA", "Invalid VPA")[1]["error"]["field"] == "vpa"
+    assert razorpay.translate_error(404, "NOT_FOUND_ERROR", "Payment not found") == (400, razorpay.error_body(
+        razorpay.ID_NOT_FOUND, reason="id_not_found"))
+    for status_in, description in ((404, "The requested URL was not found"), (405, "Method not allowed")):
+        status, body = razorpay.translate_error(status_in, "NOT_FOUND_ERROR", description)
+        assert (status, body["error"]["description"]) == (400, razorpay.URL_NOT_FOUND)
+    assert razorpay.translate_error(503, "SERVICE_UNAVAILABLE", "down")[1]["error"]["code"] == "SERVER_ERROR"
+    assert razorpay.translate_error(409, "IDEMPOTENCY_KEY_IN_USE", "busy")[1]["error"]["reason"] == "idempotency_key_in_use"
+    assert razorpay.collection([{"a": 1}]) == {"entity": "collection", "count": 1, "items": [{"a": 1}]}
+    assert razorpay.notes({}) == [] and razorpay.notes({"k": "v"}) == {"k": "v"}

@@ -3,6 +3,8 @@
  *
  *   <script src="https://<checkout-cdn>/checkout.js"></script>
  *   const checkout = new PaymentGateway({key, orderId, onSuccess, onFailure, onClose});
+ *   // Test mode only: choose the bank's answer and delay for this checkout's payments.
+ *   new PaymentGateway({key, orderId, testOutcome: 'failed:INSUFFICIENT_FUNDS', testDelayMs: 0});
  *   checkout.open();
  *
  * The hosted checkout runs in an iframe served by the CDN this file was loaded from;
@@ -88,6 +90,24 @@
     return value;
   }
 
+  function optionalText(options, name) {
+    const value = options[name];
+    if (value === undefined || value === null) return null;
+    if (typeof value !== 'string' || value.trim() === '') {
+      throw new TypeError(`PaymentGateway: "${name}" must be a non-empty string`);
+    }
+    return value.trim();
+  }
+
+  function optionalDelay(options, name) {
+    const value = options[name];
+    if (value === undefined || value === null) return null;
+    if (!Number.isInteger(value) || value < 0) {
+      throw new TypeError(`PaymentGateway: "${name}" must be a whole number of milliseconds`);
+    }
+    return value;
+  }
+
   function injectStyles() {
     if (document.getElementById(STYLE_ID)) return;
     const style = document.createElement('style');
@@ -123,6 +143,9 @@
       this.onSuccess = optionalCallback(options, 'onSuccess');
       this.onFailure = optionalCallback(options, 'onFailure');
       this.onClose = optionalCallback(options, 'onClose');
+      // Test controls (test mode only): the gateway decides the payment as asked.
+      this.testOutcome = optionalText(options, 'testOutcome');
+      this.testDelayMs = optionalDelay(options, 'testDelayMs');
       this._modal = null;
       this._iframe = null;
       this._closeButton = null;
@@ -151,6 +174,8 @@
       src.searchParams.set('key', this.key);
       src.searchParams.set('embedded', 'true');
       src.searchParams.set('origin', window.location.origin);
+      if (this.testOutcome !== null) src.searchParams.set('test_outcome', this.testOutcome);
+      if (this.testDelayMs !== null) src.searchParams.set('test_delay_ms', String(this.testDelayMs));
 
       const modal = document.createElement('div');
       modal.id = MODAL_ID;
@@ -282,4 +307,159 @@
   PaymentGateway.version = VERSION;
   PaymentGateway.cdnOrigin = CDN_ORIGIN;
   global.PaymentGateway = PaymentGateway;
+})(window);
+
+/*!
+ * Razorpay Checkout compatibility: a page written for Razorpay Checkout pays through the
+ * PaymentGateway modal with only the script URL changed.
+ *
+ *   const rzp = new Razorpay({key, amount, currency, order_id, name, description, prefill, notes,
+ *                             theme: {color}, handler, modal: {ondismiss}});
+ *   rzp.on('payment.failed', (response) => console.log(response.error));
+ *   rzp.open();
+ *
+ * `handler` receives {razorpay_payment_id, razorpay_order_id, razorpay_signature}; the signature
+ * (hex HMAC-SHA256 of "<order_id>|<payment_id>" with the API secret) comes from the gateway's
+ * public payment status, whose address the CDN publishes at /config.json.
+ */
+(function (global) {
+  'use strict';
+
+  if (typeof global.Razorpay === 'function' || typeof global.PaymentGateway !== 'function') {
+    return; // Loaded twice (keep the first), or the SDK above did not load.
+  }
+  const PaymentGateway = global.PaymentGateway;
+  let apiBase = null;
+
+  function gatewayApi() {
+    if (!apiBase) {
+      apiBase = fetch(new URL('/config.json', PaymentGateway.cdnOrigin).toString(), {credentials: 'omit'})
+        .then((response) => {
+          if (!response.ok) throw new Error(`config.json answered ${response.status}`);
+          return response.json();
+        })
+        .then((config) => String(config.apiBase).replace(/\/+$/, ''))
+        .catch((error) => {
+          apiBase = null; // try again on the next payment
+          throw error;
+        });
+    }
+    return apiBase;
+  }
+
+  async function signatureOf(paymentId) {
+    const base = await gatewayApi();
+    // The hosted page reported success after it saw it, so the signature is there; retry briefly anyway.
+    for (let attempt = 0; attempt < 5; attempt += 1) {
+      const response = await fetch(`${base}/payments/${encodeURIComponent(paymentId)}/public`, {credentials: 'omit'});
+      if (response.ok) {
+        const payment = await response.json();
+        if (payment.razorpay_signature) return payment.razorpay_signature;
+      }
+      await new Promise((resolve) => setTimeout(resolve, 400));
+    }
+    throw new Error(`no razorpay_signature for ${paymentId}`);
+  }
+
+  // Each callback runs in a task of its own: one that throws is reported and breaks nothing here.
+  function later(callback, arg) {
+    if (typeof callback === 'function') setTimeout(() => callback(arg));
+  }
+
+  // Failures at the bank's authentication page (3-D Secure), as Razorpay names their step and reason.
+  const AUTHENTICATION_FAILURES = {
+    AUTHENTICATION_FAILED: 'invalid_otp',
+    AUTHENTICATION_CANCELLED: 'payment_cancelled',
+    AUTHENTICATION_TIMEOUT: 'payment_timed_out',
+  };
+
+  function failureReason(code) {
+    if (Object.prototype.hasOwnProperty.call(AUTHENTICATION_FAILURES, code)) return AUTHENTICATION_FAILURES[code];
+    return typeof code === 'string' && code ? code.toLowerCase() : 'payment_failed';
+  }
+
+  function failureStep(code) {
+    return Object.prototype.hasOwnProperty.call(AUTHENTICATION_FAILURES, code) ? 'payment_authentication' : 'payment_authorization';
+  }
+
+  class Razorpay {
+    /** Take Razorpay Checkout's options; nothing is shown until open(). */
+    constructor(options) {
+      if (!options || typeof options !== 'object') {
+        throw new TypeError('Razorpay: an options object with "key" and "order_id" is required');
+      }
+      if (typeof options.order_id !== 'string' || options.order_id.trim() === '') {
+        throw new TypeError('Razorpay: "order_id" is required (create an order with POST /razorpay/v1/orders first)');
+      }
+      if (options.handler != null && typeof options.handler !== 'function') {
+        throw new TypeError('Razorpay: "handler" must be a function');
+      }
+      this.options = options;
+      this._listeners = {};
+      this._paid = false;
+      const modal = options.modal && typeof options.modal === 'object' ? options.modal : {};
+      this._checkout = new PaymentGateway({
+        key: options.key,
+        orderId: options.order_id,
+        onSuccess: (result) => this._succeeded(result),
+        onFailure: (failure) => this._emit('payment.failed', {
+          error: {
+            code: 'BAD_REQUEST_ERROR',
+            description: failure.errorDescription || 'Payment failed',
+            source: 'customer',
+            step: failureStep(failure.errorCode),
+            reason: failureReason(failure.errorCode),
+            metadata: {order_id: options.order_id, payment_id: failure.paymentId},
+          },
+        }),
+        onClose: () => {
+          if (!this._paid) later(modal.ondismiss);
+        },
+      });
+    }
+
+    /** Show the checkout modal. */
+    open() {
+      this._paid = false;
+      this._checkout.open();
+      return this;
+    }
+
+    /** Close the checkout modal. */
+    close() {
+      this._checkout.close();
+      return this;
+    }
+
+    /** Listen to an event; "payment.failed" is the one Checkout emits. */
+    on(event, callback) {
+      if (typeof callback !== 'function') throw new TypeError('Razorpay: on() needs a function');
+      (this._listeners[event] = this._listeners[event] || []).push(callback);
+      return this;
+    }
+
+    _emit(event, arg) {
+      for (const callback of this._listeners[event] || []) later(callback, arg);
+    }
+
+    _succeeded(result) {
+      // Like Razorpay Checkout: the modal closes on success, then the handler gets the three fields.
+      this._paid = true;
+      this._checkout.close();
+      const paymentId = result.paymentId;
+      const orderId = result.orderId || this.options.order_id;
+      signatureOf(paymentId)
+        .then((signature) => signature, (error) => {
+          console.warn(`Razorpay: ${error.message}; the handler gets no signature`);
+          return null;
+        })
+        .then((signature) => later(this.options.handler, {
+          razorpay_payment_id: paymentId,
+          razorpay_order_id: orderId,
+          razorpay_signature: signature,
+        }));
+    }
+  }
+
+  global.Razorpay = Razorpay;
 })(window);

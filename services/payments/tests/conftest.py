@@ -6,7 +6,7 @@ import hashlib
 import uuid
 from collections.abc import Iterator
 
-import psycopg2
+import psycopg
 import pytest
 
 TEST_MERCHANT_ID = "550e8400-e29b-41d4-a716-446655440000"
@@ -22,16 +22,16 @@ def gateway_headers(merchant_id: str = TEST_MERCHANT_ID) -> dict[str, str]:
 
 
 @pytest.fixture(scope="session")
-def admin_conn(database_url: str) -> Iterator[psycopg2.extensions.connection]:
+def admin_conn(database_url: str) -> Iterator[psycopg.Connection]:
     """A superuser connection to the throwaway database (autocommit)."""
-    conn = psycopg2.connect(database_url)
+    conn = psycopg.connect(database_url)
     conn.autocommit = True
     yield conn
     conn.close()
 
 
 @pytest.fixture(scope="session")
-def merchants(admin_conn: psycopg2.extensions.connection) -> dict[str, str]:
+def merchants(admin_conn: psycopg.Connection) -> dict[str, str]:
     """Seed two merchants with public API keys, as the auth service would."""
     with admin_conn.cursor() as cur:
         for merchant_id, name, key in (
@@ -57,10 +57,11 @@ def app(service_env: dict[str, str], merchants: dict[str, str]):
     from dataclasses import replace
 
     from gateway_common.config import Settings
+    from gateway_common.db import PoolSettings
     from payments import create_app
 
     # Room for the concurrency tests' 16 threads (gunicorn sizes the pool to its threads).
-    application = create_app(replace(Settings.from_env("payments"), db_pool_max=32))
+    application = create_app(replace(Settings.from_env("payments"), db_pool=PoolSettings(max_size=32)))
     application.testing = True
     yield application
     application.extensions["db"].close()

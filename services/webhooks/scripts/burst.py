@@ -22,7 +22,7 @@ import tempfile
 import time
 from pathlib import Path
 
-import psycopg2
+import psycopg
 import requests
 
 AUTH = {"X-Api-Key": "key_test_abc123", "X-Api-Secret": "secret_test_xyz789"}
@@ -119,7 +119,7 @@ def main() -> int:
                 break
             time.sleep(0.2)
         time.sleep(1.0)
-        conn = psycopg2.connect(a.database_url)
+        conn = psycopg.connect(a.database_url)
         with conn.cursor() as cur:
             cur.execute("SELECT id, extract(epoch FROM updated_at) FROM payments.payments WHERE id = ANY(%s)", (ids,))
             finals = {r[0]: float(r[1]) for r in cur.fetchall()}

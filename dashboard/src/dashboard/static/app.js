@@ -157,6 +157,10 @@
       for (var i = 0; i < fields.length; i++) {
         var name = fields[i].getAttribute('data-live-field');
         if (!(name in data)) { continue; }
+        // A compact figure (₹1,002.8 Cr) carries the exact one on hover.
+        if (typeof data[name + '_title'] === 'string' && fields[i].getAttribute('title') !== data[name + '_title']) {
+          fields[i].setAttribute('title', data[name + '_title']);
+        }
         if (name === 'rows') {
           swapRows(fields[i], data.rows);
         } else if (fields[i].hasAttribute('data-live-html')) {

@@ -1,4 +1,11 @@
-"""psycopg2 connection pool (created lazily, after fork) and a transaction helper."""
+"""Connection pools (psycopg 3 + psycopg_pool, created lazily after fork) and transaction helpers.
+
+One way to reach the database: ``Database.transaction()`` for work that commits together,
+``Database.autocommit()`` for a single statement that needs no BEGIN/COMMIT round trips, and
+``Database.fetch_one()`` for a hot read that wants a plain tuple. Statements a connection runs
+often are prepared by psycopg itself (``prepare_threshold``); connections are replaced every
+``max_lifetime`` seconds, so a plan cached while a table was tiny does not live on.
+"""
 
 from __future__ import annotations
 
@@ -13,11 +20,12 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-import psycopg2
-import psycopg2.extensions
-import psycopg2.extras
-import psycopg2.pool
-from psycopg2 import sql
+import psycopg
+import psycopg_pool
+from psycopg import sql
+from psycopg.pq import TransactionStatus
+from psycopg.rows import dict_row
+from psycopg.types.string import TextLoader
 
 from gateway_common.errors import ServiceUnavailableError, TransactionConflictError
 from gateway_common.logs import REQUEST_ID
@@ -26,21 +34,31 @@ log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
-# Errors meaning "the database is not reachable", answered as 503.
-UNAVAILABLE_ERRORS = (psycopg2.OperationalError, psycopg2.InterfaceError, psycopg2.pool.PoolError)
+# Ids are text everywhere in this code base (merchant ids are uuid columns): read uuid as str.
+psycopg.adapters.register_loader("uuid", TextLoader)
+
+# Errors meaning "the database is not reachable", answered as 503 (psycopg_pool's PoolTimeout is one).
+UNAVAILABLE_ERRORS = (psycopg.OperationalError, psycopg.InterfaceError)
 # Deadlock detected, serialization failure: the transaction was rolled back and may simply run again.
 CONFLICT_SQLSTATES = frozenset({"40P01", "40001"})
 CONFLICT_ATTEMPTS = 5
 CONFLICT_BACKOFF_SECONDS = 0.01
 # Commits made in this context (thread or task), so a retry never repeats committed work.
 _commits: contextvars.ContextVar[int] = contextvars.ContextVar("gateway_db_commits", default=0)
+# How long a request waits for a pooled connection before checking that the database answers at all.
+PROBE_AFTER_SECONDS = 0.5
 _TOO_MANY_CLIENTS = ("too many clients", "too many connections", "remaining connection slots")
+
+
+def sqlstate(error: BaseException) -> str | None:
+    """Return the SQLSTATE of a psycopg error (None for anything else)."""
+    return getattr(error, "sqlstate", None)
 
 
 def is_conflict(error: BaseException) -> bool:
     """Tell whether an error (or what caused it) is a deadlock or serialization failure."""
     while error is not None:
-        if isinstance(error, TransactionConflictError) or getattr(error, "pgcode", None) in CONFLICT_SQLSTATES:
+        if isinstance(error, TransactionConflictError) or sqlstate(error) in CONFLICT_SQLSTATES:
             return True
         error = error.__cause__
     return False
@@ -52,19 +70,19 @@ def describe_db_error(error: BaseException) -> dict[str, str | None]:
     while root.__cause__ is not None:
         root = root.__cause__
     message = " ".join(str(root).split())[:300]
-    sqlstate = getattr(root, "pgcode", None)
+    code = sqlstate(root)
     lowered = message.lower()
-    if sqlstate == "53300" or any(text in lowered for text in _TOO_MANY_CLIENTS):
+    if code == "53300" or any(text in lowered for text in _TOO_MANY_CLIENTS):
         reason = "too many clients: PostgreSQL's connection limit is reached"
-    elif sqlstate in CONFLICT_SQLSTATES:
+    elif code in CONFLICT_SQLSTATES:
         reason = "transaction conflict (deadlock or serialization failure)"
-    elif isinstance(root, psycopg2.pool.PoolError):
-        reason = "connection pool exhausted"
-    elif isinstance(root, (psycopg2.OperationalError, psycopg2.InterfaceError)):
+    elif isinstance(root, psycopg_pool.PoolTimeout):
+        reason = "no pooled connection in time: the pool is busy or the database unreachable"
+    elif isinstance(root, UNAVAILABLE_ERRORS):
         reason = "database unreachable or connection lost"
     else:
         reason = type(root).__name__
-    return {"error_class": type(root).__name__, "sqlstate": sqlstate, "reason": reason, "error": message}
+    return {"error_class": type(root).__name__, "sqlstate": code, "reason": reason, "error": message}
 
 
 def retry_on_conflict(fn: Callable[[], T], *, attempts: int = CONFLICT_ATTEMPTS) -> T:
@@ -96,81 +114,197 @@ def retry_on_conflict(fn: Callable[[], T], *, attempts: int = CONFLICT_ATTEMPTS)
 
 @dataclass
 class Transaction:
-    """An open transaction: its cursor and callbacks to run after commit."""
+    """An open transaction (or an autocommit session): its cursor of dict rows and callbacks to run after commit."""
 
-    cursor: psycopg2.extras.RealDictCursor
+    cursor: psycopg.Cursor[dict[str, Any]]
     after_commit: list[Callable[[], Any]] = field(default_factory=list)
 
     def on_commit(self, fn: Callable[[], Any]) -> None:
         """Run ``fn`` once the transaction has committed (never if it rolls back)."""
         self.after_commit.append(fn)
 
+    def script(self, query: str, params: list | tuple) -> None:
+        """Run a string of several statements in one round trip, parameters bound on the client.
+
+        psycopg's ClientCursor quotes the parameters into the text and sends it as one simple
+        query. In ``Database.autocommit()`` PostgreSQL runs those statements as one implicit
+        transaction (all commit, or none: the group commit's payments and their events); inside
+        ``Database.transaction()`` they are part of it. Scalar parameters only: this is the
+        cheapest way here to write several tables at once (no BEGIN/COMMIT round trips, no
+        pipeline bookkeeping, no array parameters).
+        """
+        with psycopg.ClientCursor(self.cursor.connection) as cursor:
+            cursor.execute(query, params)
+
+
+@dataclass(frozen=True)
+class PoolSettings:
+    """How a process's pool of one database behaves (see ``Settings.pool``)."""
+
+    max_size: int = 8
+    # Connections kept open however idle; above it, one idle for ``max_idle`` seconds is closed.
+    min_size: int = 0
+    max_idle: float = 60.0
+    # How long a request waits for a connection before it is answered 503.
+    timeout: float = 5.0
+    # Executions of one statement on a connection before psycopg prepares it (None: never, for a
+    # pooler that cannot keep prepared statements).
+    prepare_threshold: int | None = 5
+    # A connection is replaced after this long, and the plans it cached go with it: a plan made
+    # while a table was tiny (a sequential scan) lives this long at most.
+    max_lifetime: float = 30.0
+
+
+# Pools inherited across fork: never used or collected in the child (collecting one would close
+# sockets the parent still uses).
+_inherited: list[Any] = []
+
+
+def _run_after_commit(callbacks: list[Callable[[], Any]]) -> None:
+    for fn in callbacks:
+        try:
+            fn()
+        except Exception:
+            # The commit stands; what runs after it is a best-effort nudge that a
+            # durable sweeper repeats, so log it and move on.
+            log.exception("after-commit callback failed")
+
+
+@contextlib.contextmanager
+def _as_api_errors() -> Iterator[None]:
+    """Turn a lost database into ServiceUnavailableError and a conflict into TransactionConflictError."""
+    try:
+        yield
+    except UNAVAILABLE_ERRORS as exc:
+        if is_conflict(exc):
+            raise TransactionConflictError() from exc
+        raise ServiceUnavailableError("Database unavailable; nothing was changed") from exc
+
 
 class Database:
-    """A lazily created, fork-safe pool of connections to one database URL."""
+    """A lazily created, fork-safe pool of connections to one database URL, shrinking when idle."""
 
-    def __init__(self, url: str, *, maxconn: int = 8, application_name: str = "gateway") -> None:
+    def __init__(self, url: str, *, pool: PoolSettings | None = None, application_name: str = "gateway") -> None:
         self.url = url
-        self.maxconn = maxconn
+        self.settings = pool or PoolSettings()
         self.application_name = application_name
-        self._pool: psycopg2.pool.ThreadedConnectionPool | None = None
+        self._pool: psycopg_pool.ConnectionPool | None = None
         self._pid: int | None = None
         self._lock = threading.Lock()
+        self._borrowed = 0  # connections of this process's pool lent out now
+        # Until when (monotonic) the database is known unreachable, and the error that said so.
+        self._down: tuple[float, psycopg.OperationalError] | None = None
         self._current: contextvars.ContextVar[Transaction | None] = contextvars.ContextVar(
             f"tx_{id(self)}", default=None
         )
 
-    def _get_pool(self) -> psycopg2.pool.ThreadedConnectionPool:
+    def _get_pool(self) -> psycopg_pool.ConnectionPool:
         pid = os.getpid()
         if self._pool is None or self._pid != pid:
             with self._lock:
                 if self._pool is None or self._pid != pid:
-                    # A pool inherited across fork shares sockets with the parent: never reuse it.
-                    self._pool = psycopg2.pool.ThreadedConnectionPool(
-                        0,
-                        self.maxconn,
+                    if self._pool is not None:
+                        _inherited.append(self._pool)
+                    self._borrowed = 0
+                    s = self.settings
+                    self._pool = psycopg_pool.ConnectionPool(
                         self.url,
-                        application_name=self.application_name,
-                        connect_timeout=3,
-                        keepalives=1,
-                        keepalives_idle=30,
+                        min_size=s.min_size,
+                        max_size=s.max_size,
+                        max_idle=s.max_idle,
+                        max_lifetime=s.max_lifetime,
+                        timeout=s.timeout,
+                        name=self.application_name,
+                        open=True,
+                        kwargs={
+                            # Autocommit, so a single statement needs no BEGIN/COMMIT round trips;
+                            # transaction() opens its own.
+                            "autocommit": True,
+                            "application_name": self.application_name,
+                            "connect_timeout": 3,
+                            "keepalives": 1,
+                            "keepalives_idle": 30,
+                            "prepare_threshold": s.prepare_threshold,
+                        },
                     )
-                    # Open lazily (minconn 0) but keep returned connections: psycopg2 closes
-                    # every returned connection beyond minconn, i.e. a new connect per request.
-                    self._pool.minconn = self.maxconn
                     self._pid = pid
         return self._pool
 
     def close(self) -> None:
         """Close every pooled connection of this process."""
         if self._pool is not None and self._pid == os.getpid():
-            self._pool.closeall()
+            self._pool.close()
         self._pool = None
 
+    def stats(self) -> dict[str, int]:
+        """The pool's counters (``pool_size``, ``pool_available``, ``requests_waiting``, ...) in this process."""
+        return self._pool.get_stats() if self._pool is not None and self._pid == os.getpid() else {}
+
+    def _borrow(self, pool: psycopg_pool.ConnectionPool) -> psycopg.Connection:
+        """Take a connection within the pool's timeout; when none comes, raise what stands in the way.
+
+        A pool that is not full and has no connection to give within half a second may be unable
+        to open one: one direct attempt says why (refused, too many clients, a bad password). From
+        then on the database counts as down: requests are answered at once with that error, and
+        one every half second tries a direct connection again, until one succeeds.
+        """
+        down = self._down
+        if down is not None:
+            if time.monotonic() < down[0]:
+                raise type(down[1])(str(down[1]))
+            self._probe()  # raises (and stays down) while the database refuses
+        first_wait = min(PROBE_AFTER_SECONDS, self.settings.timeout)
+        try:
+            conn = pool.getconn(timeout=first_wait)
+        except psycopg_pool.PoolTimeout:
+            if self._borrowed < self.settings.max_size:
+                self._probe()
+            # Busy, or slow to connect but reachable: wait out the rest of the timeout.
+            conn = pool.getconn(timeout=max(self.settings.timeout - first_wait, 0.001))
+        with self._lock:
+            self._borrowed += 1
+        return conn
+
+    def _probe(self) -> None:
+        """Open one direct connection; on failure mark the database down for half a second and raise."""
+        try:
+            psycopg.connect(self.url, connect_timeout=3, application_name=self.application_name).close()
+        except psycopg.OperationalError as error:
+            self._down = (time.monotonic() + PROBE_AFTER_SECONDS, error)
+            raise
+        self._down = None
+
     @contextlib.contextmanager
-    def connection(self) -> Iterator[psycopg2.extensions.connection]:
+    def connection(self) -> Iterator[psycopg.Connection]:
         """Borrow a connection; broken ones are discarded, not returned."""
         try:
             pool = self._get_pool()
-            conn = pool.getconn()
+            conn = self._borrow(pool)
         except UNAVAILABLE_ERRORS as exc:
             raise ServiceUnavailableError("Database unavailable; nothing was changed") from exc
         broken = False
         try:
             yield conn
-        except UNAVAILABLE_ERRORS:
-            broken = True
+        except UNAVAILABLE_ERRORS as exc:
+            # An error the server answered (a deadlock, a lock timeout) leaves the connection usable.
+            broken = sqlstate(exc) is None
             raise
         finally:
-            if conn.closed:
+            if conn.closed or conn.broken:
                 broken = True
-            elif not broken and conn.status != psycopg2.extensions.STATUS_READY:
+            elif not broken:
                 try:
-                    conn.rollback()
+                    if conn.info.transaction_status != TransactionStatus.IDLE:
+                        conn.rollback()
                 except UNAVAILABLE_ERRORS:
                     broken = True
+            if broken:
+                with contextlib.suppress(Exception):
+                    conn.close()
+            with self._lock:
+                self._borrowed -= 1
             with contextlib.suppress(Exception):
-                pool.putconn(conn, close=broken)
+                pool.putconn(conn)
 
     def current(self) -> Transaction | None:
         """Return the transaction open in this context, if any."""
@@ -183,32 +317,48 @@ class Database:
         if outer is not None:
             yield outer
             return
-        try:
-            with self.connection() as conn:
-                tx = Transaction(conn.cursor(cursor_factory=psycopg2.extras.RealDictCursor))
-                token = self._current.set(tx)
-                try:
-                    yield tx
-                    conn.commit()
-                    _commits.set(_commits.get() + 1)
-                except BaseException:
-                    with contextlib.suppress(Exception):
-                        conn.rollback()
-                    raise
-                finally:
-                    self._current.reset(token)
-                    tx.cursor.close()
-        except UNAVAILABLE_ERRORS as exc:
-            if is_conflict(exc):
-                raise TransactionConflictError() from exc
-            raise ServiceUnavailableError("Database unavailable; nothing was changed") from exc
-        for fn in tx.after_commit:
+        with _as_api_errors(), self.connection() as conn:
+            tx = Transaction(conn.cursor(row_factory=dict_row))
+            token = self._current.set(tx)
             try:
-                fn()
-            except Exception:
-                # The commit stands; what runs after it is a best-effort nudge that a
-                # durable sweeper repeats, so log it and move on.
-                log.exception("after-commit callback failed")
+                # BEGIN ... COMMIT, or ROLLBACK when the block raises (the connection is autocommit).
+                with conn.transaction():
+                    yield tx
+                _commits.set(_commits.get() + 1)
+            finally:
+                self._current.reset(token)
+                tx.cursor.close()
+        _run_after_commit(tx.after_commit)
+
+    @contextlib.contextmanager
+    def autocommit(self) -> Iterator[Transaction]:
+        """Run statements that each commit on their own (joining an open transaction if there is one).
+
+        One statement is atomic by itself, so hot paths skip the BEGIN and COMMIT round trips.
+        """
+        if self._current.get() is not None:
+            with self.transaction() as tx:
+                yield tx
+            return
+        with _as_api_errors(), self.connection() as conn, conn.cursor(row_factory=dict_row) as cursor:
+            tx = Transaction(cursor)
+            yield tx
+            _commits.set(_commits.get() + 1)
+        _run_after_commit(tx.after_commit)
+
+    def fetch_one(self, query: str, params: tuple | list) -> tuple | None:
+        """Run one read in autocommit and return its first row as a plain tuple (or None).
+
+        The hot reads skip the dict rows, whose per-column bookkeeping costs more than the query.
+        Inside an open transaction the read runs in that transaction.
+        """
+        tx = self._current.get()
+        if tx is not None:
+            tx.cursor.execute(query, params)
+            row = tx.cursor.fetchone()
+            return tuple(row.values()) if row is not None else None
+        with _as_api_errors(), self.connection() as conn:
+            return conn.execute(query, params).fetchone()
 
     @contextlib.contextmanager
     def savepoint(self, name: str = "sp") -> Iterator[None]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import fnmatch
+import functools
 import json
 import logging
 import time
@@ -11,10 +12,12 @@ from dataclasses import dataclass
 
 import redis
 from celery import Celery
-from psycopg2 import sql
+from prometheus_client import Counter
+from psycopg import sql
 
 from gateway_common.db import Database, Transaction
 from gateway_common.ids import new_id
+from gateway_common.metrics import Gauge
 from gateway_common.migrations import quote_schema
 from gateway_common.pubsub import merchant_channel
 
@@ -25,6 +28,8 @@ PRUNE_BATCH = 5000
 # An idle relay looks this often for events held back by an open transaction, and warns past this age.
 STALL_CHECK_SECONDS = 30.0
 STALL_WARN_SECONDS = 60.0
+
+PUBLISHED = Counter("gateway_outbox_published_events", "Events a relay of this process published from its outbox.", ["outbox"])
 
 
 def make_event(event_type: str, merchant_id: str, data: dict) -> dict:
@@ -57,36 +62,36 @@ def events_from_task(events: object) -> list:
     return events
 
 
-# The one way outbox rows are written: four arrays (event_columns), unnested in one statement,
-# for one event or many. Callers that must write their events in the same statement as their
-# own row (a group commit) append ``insert_events_sql`` to it and pass ``event_columns``.
-EVENT_ARRAY_TYPES = ("text[]", "text[]", "uuid[]", "jsonb[]")
+# The one way outbox rows are written: one multi-row VALUES statement (insert_events_sql for that
+# many events, event_values for its parameters), for one event or many. Scalar parameters only:
+# psycopg dumps them in C, where array parameters would go through its Python list dumper. A
+# group commit that writes its own rows in the same round trip appends this statement to its own.
+_EVENT_ROW = "(%s, %s, %s::uuid, %s::jsonb)"
 
 
-def insert_events_sql(schema: str) -> str:
-    """Return the INSERT of outbox rows into ``<schema>.outbox`` taking ``event_columns`` as its four parameters."""
-    arrays = ", ".join(f"%s::{t}" for t in EVENT_ARRAY_TYPES)
+@functools.lru_cache(maxsize=256)
+def insert_events_sql(schema: str, count: int) -> str:
+    """Return the INSERT of ``count`` outbox rows into ``<schema>.outbox`` (parameters: ``event_values``)."""
+    if count < 1:
+        raise ValueError("an INSERT of outbox rows needs at least one event")
     return (
         f"INSERT INTO {quote_schema(schema)}.outbox (event_id, event_type, merchant_id, payload) "  # noqa: S608
-        f"SELECT * FROM unnest({arrays})"
+        f"VALUES {', '.join([_EVENT_ROW] * count)}"
     )
 
 
-def event_columns(events: Iterable[dict]) -> list[list]:
-    """Return envelopes (``make_event``) as the four column arrays ``insert_events_sql`` takes."""
-    columns: list[list] = [[], [], [], []]
+def event_values(events: Iterable[dict]) -> list:
+    """Return envelopes (``make_event``) as the flat parameter list ``insert_events_sql`` takes."""
+    values: list = []
     for event in events:
-        columns[0].append(event["id"])
-        columns[1].append(event["event"])
-        columns[2].append(event["merchant_id"])
-        columns[3].append(json.dumps(event))
-    return columns
+        values += (event["id"], event["event"], event["merchant_id"], json.dumps(event))
+    return values
 
 
 def write_events(tx: Transaction, schema: str, events: list[dict]) -> None:
     """Write event envelopes to ``<schema>.outbox`` in the caller's transaction, one statement for all."""
     if events:
-        tx.cursor.execute(insert_events_sql(schema), event_columns(events))
+        tx.cursor.execute(insert_events_sql(schema, len(events)), event_values(events))
 
 
 class Outbox:
@@ -94,7 +99,6 @@ class Outbox:
 
     def __init__(self, schema: str) -> None:
         self.schema = schema
-        self.insert_sql = insert_events_sql(schema)
 
     def add(self, tx: Transaction, event_type: str, merchant_id: str, data: dict) -> dict:
         """Record an event in the same transaction as the state change it announces."""
@@ -105,6 +109,35 @@ class Outbox:
     def write(self, tx: Transaction, events: list[dict]) -> None:
         """Record several events (envelopes from ``make_event``) in one statement."""
         write_events(tx, self.schema, events)
+
+
+def _waited(tx: Transaction, table: sql.Identifier, place: dict) -> float:
+    # The age of the next row in the relay's order, read from the index: min(created_at) over
+    # every row after the place was planned as a scan of the whole outbox (the estimate of a
+    # row comparison is a third of the table; bench/RESULTS.md, History).
+    tx.cursor.execute(
+        sql.SQL(
+            "SELECT extract(epoch FROM now() - o.created_at)::float8 AS waited FROM {} AS o "
+            "WHERE (o.xid, o.seq) > (%s::xid8, %s) ORDER BY o.xid, o.seq LIMIT 1"
+        ).format(table),
+        (place["xid"], place["seq"]),
+    )
+    row = tx.cursor.fetchone()
+    return float(row["waited"]) if row else 0.0
+
+
+def outbox_lag_seconds(db: Database, schema: str) -> float:
+    """How long the oldest committed event of ``<schema>.outbox`` not yet published has waited (0 when none)."""
+    with db.autocommit() as tx:
+        tx.cursor.execute(sql.SQL("SELECT xid::text AS xid, seq FROM {}").format(sql.Identifier(schema, "outbox_relay")))
+        place = tx.cursor.fetchone()
+        return max(_waited(tx, sql.Identifier(schema, "outbox"), place), 0.0) if place else 0.0
+
+
+def outbox_lag_gauge(db: Database, schema: str) -> Gauge:
+    """The gauge of ``outbox_lag_seconds`` for a worker that relays ``<schema>.outbox``."""
+    return Gauge("gateway_outbox_lag_seconds", "Age of the oldest committed event its relay has not published yet "
+                 "(0 when every event is out).", lambda: {(schema,): outbox_lag_seconds(db, schema)}, labels=("outbox",))
 
 
 @dataclass(frozen=True)
@@ -141,6 +174,7 @@ class Relay:
         batch_size: int = 2000,
     ) -> None:
         self.db = db
+        self.schema = schema
         self.table = sql.Identifier(schema, "outbox")
         self.place = sql.Identifier(schema, "outbox_relay")
         self.routes = list(routes)
@@ -152,6 +186,7 @@ class Relay:
         self.batch_size = batch_size
         self._next_prune = 0.0
         self._next_stall_check = 0.0
+        self._published = PUBLISHED.labels(schema)
 
     def run_once(self) -> int:
         """Publish one batch of committed events; return how many."""
@@ -194,6 +229,8 @@ class Relay:
                 sql.SQL("UPDATE {} SET xid = %s::xid8, seq = %s, updated_at = now()").format(self.place),
                 (last["xid"], last["seq"]),
             )
+            # Counted after the commit: a batch whose commit fails is published again, and counted then.
+            tx.on_commit(lambda: self._published.inc(len(rows)))
             return len(rows)
 
     def _check_place(self, tx: Transaction) -> None:
@@ -202,33 +239,19 @@ class Relay:
         tx.cursor.execute(sql.SQL("SELECT count(*) AS n FROM {}").format(self.place))
         if tx.cursor.fetchone()["n"] == 0:
             log.error("outbox %s: its relay place (%s.outbox_relay) has no row; nothing is published "
-                      "until it is restored", self.table.strings[0], self.table.strings[0])
-
-    def _waited(self, tx: Transaction, place: dict) -> float:
-        # The age of the next row in the relay's order, read from the index: min(created_at) over
-        # every row after the place was planned as a scan of the whole outbox (the estimate of a
-        # row comparison is a third of the table; bench/RESULTS.md, History).
-        tx.cursor.execute(
-            sql.SQL(
-                "SELECT extract(epoch FROM now() - o.created_at)::float8 AS waited FROM {} AS o "
-                "WHERE (o.xid, o.seq) > (%s::xid8, %s) ORDER BY o.xid, o.seq LIMIT 1"
-            ).format(self.table),
-            (place["xid"], place["seq"]),
-        )
-        row = tx.cursor.fetchone()
-        return float(row["waited"]) if row else 0.0
+                      "until it is restored", self.schema, self.schema)
 
     def _maybe_warn_stalled(self, tx: Transaction, place: dict) -> None:
         now = time.monotonic()
         if now < self._next_stall_check:
             return
         self._next_stall_check = now + STALL_CHECK_SECONDS
-        waited = self._waited(tx, place)
+        waited = _waited(tx, self.table, place)
         if waited > STALL_WARN_SECONDS:
             log.warning(
                 "outbox %s: events have waited %.0f s for a transaction that is still open "
                 "(pg_stat_activity shows it); they go out once it ends",
-                self.table.strings[0],
+                self.schema,
                 waited,
             )
 
@@ -238,7 +261,6 @@ class Relay:
         now = time.monotonic()
         if now < self._next_prune:
             return
-        self._next_prune = now + PRUNE_EVERY_SECONDS
         tx.cursor.execute(
             sql.SQL(
                 "DELETE FROM {table} WHERE seq IN (SELECT seq FROM {table} ORDER BY seq LIMIT %s) "
@@ -246,3 +268,6 @@ class Relay:
             ).format(table=self.table),
             (PRUNE_BATCH, place["xid"], place["seq"]),
         )
+        # A full batch means more may be due: the next step prunes again, so pruning keeps up with
+        # any rate of events (one batch per 10 s would fall behind past 500 events a second).
+        self._next_prune = now if tx.cursor.rowcount >= PRUNE_BATCH else now + PRUNE_EVERY_SECONDS

@@ -20,8 +20,8 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-import psycopg2.errors
-from psycopg2 import sql
+import psycopg.errors
+from psycopg import sql
 
 from gateway_common import jsonsafe
 from gateway_common.db import Database, Transaction
@@ -90,7 +90,7 @@ class KeyStore:
                 ).format(self.table),
                 (scope, key, digest),
             )
-        except psycopg2.errors.LockNotAvailable as exc:
+        except psycopg.errors.LockNotAvailable as exc:
             raise IdempotencyKeyInUseError() from exc
         if cur.fetchone() is not None:
             cur.execute("SELECT set_config('lock_timeout', '0', true)")

@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from importlib import resources
 from pathlib import Path
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit, urlunsplit
 
 import yoyo
 from yoyo import get_backend, read_migrations
@@ -19,6 +19,14 @@ from yoyo import get_backend, read_migrations
 _SCHEMA = re.compile(r"^[a-z_][a-z0-9_]*$")
 # The templates a service may take in, by name.
 TEMPLATES = ("outbox_idempotency",)
+# The order services' migrations are applied in (database/manage.py, the tests' databases).
+SERVICE_ORDER = ["auth", "payments", "refunds", "webhooks"]
+
+
+def url_for_database(url: str, name: str) -> str:
+    """Return ``url`` pointing at database ``name``."""
+    parts = urlsplit(url)
+    return urlunsplit((parts.scheme, parts.netloc, "/" + name, parts.query, parts.fragment))
 
 
 def quote_schema(schema: str) -> str:
@@ -45,8 +53,10 @@ def use_template(name: str, schema: str) -> None:
 def migrate(url: str, directory: str | Path, schema: str) -> int:
     """Apply pending migrations in ``directory``; return how many ran."""
     sep = "&" if "?" in url else "?"
-    # search_path puts yoyo's own tracking tables in the service's schema.
-    backend = get_backend(f"{url}{sep}options={quote(f'-csearch_path={schema}')}")
+    # yoyo's psycopg 3 backend; search_path puts yoyo's own tracking tables in the service's schema.
+    scheme, rest = url.split("://", 1)
+    driver_url = f"{scheme.split('+')[0]}+psycopg://{rest}"
+    backend = get_backend(f"{driver_url}{sep}options={quote(f'-csearch_path={schema}')}")
     migrations = read_migrations(str(directory))
     with backend.lock():
         pending = backend.to_apply(migrations)

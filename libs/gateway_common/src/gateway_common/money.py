@@ -18,9 +18,45 @@ def is_currency(code: str) -> bool:
     return code in CURRENCIES
 
 
+def group_digits(digits: str, currency: str = "INR") -> str:
+    """Group an integer's digits the way the currency's people read them.
+
+    INR groups in lakhs and crores (``10,02,81,82,460``); other currencies in thousands.
+    """
+    if currency != "INR" or len(digits) <= 3:
+        return f"{int(digits):,}"
+    head, tail = digits[:-3], digits[-3:]
+    pairs = [head[max(i - 2, 0):i] for i in range(len(head), 0, -2)]
+    return ",".join([*reversed(pairs), tail])
+
+
 def format_amount(amount: int, currency: str = "INR") -> str:
-    """Format minor units for people, e.g. 50000 INR -> ``₹500.00``."""
+    """Format minor units for people, exactly: 50000 INR -> ``₹500.00``, 1002818246000 -> ``₹10,02,81,82,460.00``."""
     exponent = CURRENCIES.get(currency, 2)
-    major = amount / (10**exponent) if exponent else amount
     symbol = SYMBOLS.get(currency, currency + " ")
-    return f"{symbol}{major:,.{exponent}f}"
+    sign = "-" if amount < 0 else ""
+    major, minor = divmod(abs(int(amount)), 10**exponent)
+    fraction = f".{minor:0{exponent}d}" if exponent else ""
+    return f"{sign}{symbol}{group_digits(str(major), currency)}{fraction}"
+
+
+# Compact units, largest first: Indian crores and lakhs for INR, thousands elsewhere.
+_COMPACT = {"INR": ((10**7, "Cr"), (10**5, "L"))}
+_COMPACT_DEFAULT = ((10**12, "T"), (10**9, "B"), (10**6, "M"))
+
+
+def format_amount_compact(amount: int, currency: str = "INR") -> str:
+    """Format a large amount short, one decimal of its unit: ``₹1,002.8 Cr``, ``₹12.5 L``, ``$3.2 M``.
+
+    Amounts below the smallest unit (a lakh of rupees, a million elsewhere) are formatted exactly.
+    """
+    exponent = CURRENCIES.get(currency, 2)
+    major = abs(int(amount)) // 10**exponent
+    for unit, suffix in _COMPACT.get(currency, _COMPACT_DEFAULT):
+        if major >= unit:
+            tenths = (abs(int(amount)) * 10 // (unit * 10**exponent))  # truncated: never more than it is
+            whole, decimal = divmod(tenths, 10)
+            sign = "-" if amount < 0 else ""
+            symbol = SYMBOLS.get(currency, currency + " ")
+            return f"{sign}{symbol}{group_digits(str(whole), currency)}.{decimal} {suffix}"
+    return format_amount(amount, currency)

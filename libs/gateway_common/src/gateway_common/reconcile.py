@@ -24,8 +24,8 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-import psycopg2
-from psycopg2 import sql
+import psycopg
+from psycopg import sql
 
 from gateway_common.db import Database
 
@@ -33,10 +33,10 @@ log = logging.getLogger(__name__)
 
 _VIEW = re.compile(r"^([a-z_][a-z0-9_]*)\.([a-z_][a-z0-9_]*)$")
 _UNREADABLE = (
-    psycopg2.errors.InsufficientPrivilege,
-    psycopg2.errors.UndefinedTable,
-    psycopg2.errors.UndefinedColumn,
-    psycopg2.errors.InvalidSchemaName,
+    psycopg.errors.InsufficientPrivilege,
+    psycopg.errors.UndefinedTable,
+    psycopg.errors.UndefinedColumn,
+    psycopg.errors.InvalidSchemaName,
 )
 
 # Takes the missed events as (event_id, payload) and applies them, idempotently.

@@ -1,10 +1,16 @@
-"""Patches of gunicorn shared by the API services: its own error answers in the envelope, a cached Date header."""
+"""Patches of gunicorn shared by the API services: its own error answers in the envelope, a cached Date header, the metrics directory."""
 
 from __future__ import annotations
 
 import json
+import os
+import re
 import socket
+import tempfile
 import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
 
 from gateway_common.errors import error_body
 from gateway_common.patches import require_checked
@@ -76,3 +82,34 @@ def cached_date_header() -> None:
         return _cache[1]
 
     util.http_date = http_date
+
+
+def multiprocess_metrics(service: str, bind: str) -> tuple[Callable[[Any], None], Callable[[Any, Any], None]]:
+    """Give this gunicorn's workers one directory of prometheus_client multiprocess files; return the
+    ``when_ready`` and ``child_exit`` hooks that keep it (call at the top of gunicorn.conf.py).
+
+    The directory is ``PROMETHEUS_MULTIPROC_DIR`` when set, else ``gw-metrics-<service>-<bind>`` in
+    ``METRICS_DIR`` (the native stack's run directory) or the temporary directory: one per gunicorn,
+    so each replica's ``/metrics`` adds up its own workers only. It must be named before any worker
+    imports prometheus_client, which picks its storage at import. It is emptied when the master is
+    ready, after its bind succeeded (a second gunicorn that fails to bind the same port must not wipe
+    the first one's files): counters then start again from zero, as Prometheus expects of a restart.
+    """
+    directory = os.environ.get("PROMETHEUS_MULTIPROC_DIR") or str(
+        Path(os.environ.get("METRICS_DIR") or tempfile.gettempdir()) / f"gw-metrics-{service}-{re.sub(r'[^A-Za-z0-9.-]', '_', bind)}"
+    )
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = directory
+
+    def when_ready(server: Any) -> None:
+        path = Path(directory)
+        path.mkdir(parents=True, exist_ok=True)
+        for stale in path.glob("*.db"):
+            stale.unlink(missing_ok=True)
+
+    def child_exit(server: Any, worker: Any) -> None:
+        from prometheus_client import multiprocess
+
+        # A dead worker's live gauges go; its counters stay in the totals.
+        multiprocess.mark_process_dead(worker.pid, directory)
+
+    return when_ready, child_exit

@@ -9,20 +9,23 @@ from __future__ import annotations
 
 import os
 import secrets
+import threading
 import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
-import psycopg2
+import psycopg
 import pytest
 import redis
 
 from gateway_common.config import with_user
-from gateway_common.migrations import migrate
 
-SERVICE_ORDER = ["auth", "payments", "refunds", "webhooks"]
+# SERVICE_ORDER and url_for_database live with the migrations, so the migrate image (no pytest)
+# imports them from there; they stay importable from here for the tests.
+from gateway_common.migrations import SERVICE_ORDER, migrate, url_for_database
+
 ROLE_PASSWORD = os.environ.get("DB_ROLE_PASSWORD", "gateway_dev")
 
 
@@ -35,21 +38,15 @@ def find_repo_root(start: Path | None = None) -> Path:
     raise RuntimeError("cannot find the repository root (database/setup.sql)")
 
 
-def url_for_database(url: str, name: str) -> str:
-    """Return ``url`` pointing at database ``name``."""
-    parts = urlsplit(url)
-    return urlunsplit((parts.scheme, parts.netloc, "/" + name, parts.query, parts.fragment))
-
-
 def create_database(admin_url: str, name: str, root: Path, services: list[str] | None = None) -> str:
     """Create database ``name`` with roles, schemas and every service's migrations; return its URL."""
-    conn = psycopg2.connect(url_for_database(admin_url, "postgres"))
+    conn = psycopg.connect(url_for_database(admin_url, "postgres"))
     conn.autocommit = True
     with conn.cursor() as cur:
         cur.execute(f'CREATE DATABASE "{name}"')
     conn.close()
     url = url_for_database(admin_url, name)
-    conn = psycopg2.connect(url)
+    conn = psycopg.connect(url)
     conn.autocommit = True
     with conn.cursor() as cur:
         cur.execute((root / "database" / "setup.sql").read_text())
@@ -63,11 +60,49 @@ def create_database(admin_url: str, name: str, root: Path, services: list[str] |
 
 def drop_database(admin_url: str, name: str) -> None:
     """Drop a throwaway database, disconnecting whoever still uses it."""
-    conn = psycopg2.connect(url_for_database(admin_url, "postgres"))
+    conn = psycopg.connect(url_for_database(admin_url, "postgres"))
     conn.autocommit = True
     with conn.cursor() as cur:
         cur.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
     conn.close()
+
+
+class PeakConnections:
+    """Samples, in a thread, each database's connections from the given applications; keeps each peak.
+
+    ``with PeakConnections(admin_url, ["gwe2e_1"], ["payments", "auth"]) as peak: ...`` then
+    ``peak.peak["gwe2e_1"]``. Connections are told apart by ``application_name``, which every
+    service and worker pool sets, so the sampler's and the test's own connections do not count.
+    """
+
+    def __init__(self, admin_url: str, databases: list[str], applications: list[str], every: float = 0.02) -> None:
+        self.admin_url = admin_url
+        self.databases = databases
+        self.applications = applications
+        self.every = every
+        self.peak: dict[str, int] = dict.fromkeys(databases, 0)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="peak-connections", daemon=True)
+
+    def _run(self) -> None:
+        with psycopg.connect(url_for_database(self.admin_url, "postgres"), autocommit=True) as conn:
+            while not self._stop.is_set():
+                rows = conn.execute(
+                    "SELECT datname, count(*)::int FROM pg_stat_activity "
+                    "WHERE datname = ANY(%s) AND application_name = ANY(%s) GROUP BY datname",
+                    (self.databases, self.applications),
+                ).fetchall()
+                for name, n in rows:
+                    self.peak[name] = max(self.peak[name], n)
+                self._stop.wait(self.every)
+
+    def __enter__(self) -> PeakConnections:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=10)
 
 
 def drop_redis_keys(redis_url: str, prefix: str) -> int:

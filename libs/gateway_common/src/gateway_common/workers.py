@@ -18,8 +18,10 @@ from celery import Celery, bootsteps
 
 from gateway_common.config import Settings
 from gateway_common.db import Database
+from gateway_common.healthcheck import heartbeat_key
 from gateway_common.logs import configure_logging
 from gateway_common.loops import Loop, LoopRunner
+from gateway_common.metrics import Gauge, MetricsServer, serve_worker_metrics
 from gateway_common.patches import require_checked
 
 HEARTBEAT_TTL = 15
@@ -79,18 +81,15 @@ class WorkerResources:
 
 
 def worker_resources(service: str, *, loop_connections: int) -> WorkerResources:
-    """Build a worker's accessors; its pool holds ``DB_POOL_MAX`` (the Celery threads) plus ``loop_connections``.
+    """Build a worker's accessors; its pool holds ``<SERVICE>_WORKER_DB_POOL_MAX`` connections, or
+    (unset) ``DB_POOL_MAX`` for the Celery threads plus ``loop_connections``.
 
     The Redis client carries the workers' relay publishes and heartbeats, never a blocking read,
     so a dead Redis answers within its timeouts instead of hanging a loop.
     """
     settings = per_process(lambda: Settings.from_env(service))
     database = per_process(
-        lambda: Database(
-            settings().service_database_url,
-            maxconn=settings().db_pool_max + loop_connections,
-            application_name=f"{service}-worker",
-        )
+        lambda: settings().worker_database(loop_connections=loop_connections)
     )
     redis_client = per_process(
         lambda: redis.Redis.from_url(settings().redis_url, socket_timeout=5, socket_connect_timeout=3)
@@ -98,8 +97,10 @@ def worker_resources(service: str, *, loop_connections: int) -> WorkerResources:
     return WorkerResources(settings, database, redis_client)
 
 
-# kombu.transport.redis.QoS.restore_unacked, as read in the versions below:
-# https://github.com/celery/kombu/blob/v5.7.0/kombu/transport/redis.py (class QoS).
+# kombu.transport.redis.QoS.restore_unacked, ack and reject, as read in the versions below:
+# https://github.com/celery/kombu/blob/v5.7.0/kombu/transport/redis.py (class QoS) and
+# https://github.com/celery/kombu/blob/v5.7.0/kombu/transport/virtual/base.py (Channel.close,
+# Transport.close_channel, which sets ``channel.connection = None``).
 # No upstream fix is known; the closest upstream report of a worker dying in this restore
 # path when Redis drops the connection is https://github.com/celery/celery/issues/10205.
 KOMBU_CHECKED = ("5.7.0",)
@@ -114,6 +115,13 @@ def _survive_restore_on_dead_connection() -> None:
     AttributeError and Celery exits with "Unrecoverable error" (seen when Redis restarts).
     Skipping the restore loses nothing: the messages stay in Redis's unacked set until the
     visibility timeout brings them back, and every task here is re-dispatched from PostgreSQL.
+
+    The same happens one step later: a task that was running in a pool thread while the
+    consumer reconnected finishes and acknowledges (or rejects) its message through the old,
+    closed channel, whose ``connection`` kombu has set to None. Celery treats the
+    AttributeError as unrecoverable and the worker exits (seen in CI after a Redis restart).
+    On a closed channel the acknowledgement is dropped with a warning: the message was restored
+    at close or comes back after the visibility timeout, and runs again (tasks are at least once).
     """
     global _patched
     # Checked on every start, before the early return, so no process runs on an unread kombu.
@@ -122,16 +130,31 @@ def _survive_restore_on_dead_connection() -> None:
         return
     from kombu.transport import redis as kombu_redis
 
-    original = kombu_redis.QoS.restore_unacked
+    original_restore = kombu_redis.QoS.restore_unacked
+    original_ack = kombu_redis.QoS.ack
+    original_reject = kombu_redis.QoS.reject
 
     def restore_unacked(self: object, client: object = None) -> None:
         try:
-            original(self, client)
+            original_restore(self, client)
         except (AttributeError, redis.exceptions.ConnectionError, OSError) as exc:
             log.warning("could not restore unacked messages on a dead connection (%s); "
                         "they return after the visibility timeout", type(exc).__name__)
 
+    def on_open_channel(name: str, original: Callable[..., None]) -> Callable[..., None]:
+        def settle(self: kombu_redis.QoS, delivery_tag: str, *args: object, **kwargs: object) -> None:
+            if self.channel.connection is None:
+                log.warning("could not %s message %s: its channel was closed by a broker reconnect; "
+                            "it is delivered again (restored at close or after the visibility timeout)",
+                            name, delivery_tag)
+                return
+            original(self, delivery_tag, *args, **kwargs)
+
+        return settle
+
     kombu_redis.QoS.restore_unacked = restore_unacked
+    kombu_redis.QoS.ack = on_open_channel("ack", original_ack)
+    kombu_redis.QoS.reject = on_open_channel("reject", original_reject)
     _patched = True
 
 
@@ -151,15 +174,47 @@ def make_celery(settings: Settings, name: str) -> Celery:
         worker_redirect_stdouts=False,
         broker_connection_retry_on_startup=True,
         # The key prefix keeps stacks that share a Redis database from consuming each other's tasks.
-        broker_transport_options={"visibility_timeout": 300, "global_keyprefix": f"{settings.pubsub_prefix}:celery:"},
+        broker_transport_options={"visibility_timeout": 300, "global_keyprefix": celery_key_prefix(settings.pubsub_prefix)},
         broker_pool_limit=10,
     )
     return app
 
 
-def heartbeat_key(prefix: str, worker: str, host: str) -> str:
-    """Return the Redis key a worker refreshes while it is alive."""
-    return f"{prefix}:heartbeat:{worker}:{host}"
+def celery_key_prefix(pubsub_prefix: str) -> str:
+    """The prefix of every Redis key of this stack's Celery broker (its queues, unacked messages)."""
+    return f"{pubsub_prefix}:celery:"
+
+
+# kombu's Redis transport keeps a queue as one list per priority step: "<queue>" for the default
+# priority, "<queue>\x06\x16<step>" for the others (kombu.transport.redis.Channel._q_for_pri, sep, and
+# PRIORITY_STEPS, as read in the versions KOMBU_CHECKED names).
+_PRIORITY_SEP = "\x06\x16"
+_PRIORITY_STEPS = (0, 3, 6, 9)
+
+
+def queue_length(client: redis.Redis, pubsub_prefix: str, queue: str) -> int:
+    """Messages waiting in a Celery queue for a worker to take them (not those a worker holds)."""
+    prefix = celery_key_prefix(pubsub_prefix)
+    pipe = client.pipeline(transaction=False)
+    for step in _PRIORITY_STEPS:
+        pipe.llen(f"{prefix}{queue}{_PRIORITY_SEP}{step}" if step else f"{prefix}{queue}")
+    return sum(pipe.execute())
+
+
+def worker_gauges(database: Database, client: redis.Redis, pubsub_prefix: str, queue: str) -> list[Gauge]:
+    """The gauges every worker reports: its queue's length and its database pool."""
+
+    def pool() -> dict[tuple[str, ...], float]:
+        stats = database.stats()
+        return {("open",): stats.get("pool_size", 0), ("idle",): stats.get("pool_available", 0),
+                ("waiting",): stats.get("requests_waiting", 0)}
+
+    return [
+        Gauge("gateway_celery_queue_length", "Messages waiting in the Celery queue for a worker, read from Redis at the scrape.",
+              lambda: {(queue,): queue_length(client, pubsub_prefix, queue)}, labels=("queue",)),
+        Gauge("gateway_db_pool_connections", "This worker process's PostgreSQL pool: connections open, idle, and "
+              "requests waiting for one.", pool, labels=("state",)),
+    ]
 
 
 def heartbeat_loop(client: redis.Redis, prefix: str, worker: str) -> Loop:
@@ -183,8 +238,18 @@ def alive_workers(client: redis.Redis, prefix: str, worker: str | None = None) -
     return counts
 
 
-def run_loops_in_worker(celery_app: Celery, service: str, make_loops: Callable[[], list[Loop]]) -> None:
-    """Start ``make_loops()`` in threads when a worker of this app starts."""
+def run_loops_in_worker(
+    celery_app: Celery,
+    service: str,
+    make_loops: Callable[[], list[Loop]],
+    make_gauges: Callable[[], list[Gauge]] | None = None,
+) -> None:
+    """Start ``make_loops()`` in threads when a worker of this app starts, and serve its metrics.
+
+    The metrics (``make_gauges()`` read at each scrape, and every counter of the process) are served
+    on ``<SERVICE>_WORKER_METRICS_BIND`` (``host:port``) when that is set.
+    """
+    metrics_setting = f"{service.upper()}_WORKER_METRICS_BIND"
 
     class BackgroundLoops(bootsteps.StartStopStep):
         requires = {"celery.worker.components:Pool"}
@@ -192,6 +257,7 @@ def run_loops_in_worker(celery_app: Celery, service: str, make_loops: Callable[[
         def __init__(self, worker: object, **kwargs: object) -> None:
             super().__init__(worker, **kwargs)
             self.runner: LoopRunner | None = None
+            self.metrics: MetricsServer | None = None
 
         def start(self, worker: object) -> None:
             configure_logging(service)
@@ -199,9 +265,15 @@ def run_loops_in_worker(celery_app: Celery, service: str, make_loops: Callable[[
             logging.getLogger("celery").setLevel(logging.WARNING)
             self.runner = LoopRunner(make_loops())
             self.runner.start()
+            bind = os.environ.get(metrics_setting)
+            if bind and self.metrics is None:
+                self.metrics = serve_worker_metrics(bind, make_gauges() if make_gauges else [])
 
         def stop(self, worker: object) -> None:
             if self.runner is not None:
                 self.runner.stop()
+            if self.metrics is not None:
+                self.metrics.close()
+                self.metrics = None
 
     celery_app.steps["worker"].add(BackgroundLoops)

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from flask import Flask
 from gateway_common.config import Settings, env_int
-from gateway_common.db import Database
 from gateway_common.http import add_health_route, create_base_app
+from gateway_common.secretbox import SecretBox
 
 
 def create_app(settings: Settings | None = None) -> Flask:
@@ -15,8 +15,9 @@ def create_app(settings: Settings | None = None) -> Flask:
 
     settings = settings or Settings.from_env("auth")
     app, api = create_base_app(settings, title="Gateway auth service")
-    db = Database(settings.service_database_url, maxconn=settings.db_pool_max, application_name="auth")
+    db = settings.database("auth")
     app.extensions["db"] = db
+    app.extensions["secret_box"] = SecretBox(settings.api_secret_key)
     app.extensions["login_throttle"] = LoginThrottle(
         max_failures=max(env_int("LOGIN_MAX_FAILURES", 10), 1),
         window_seconds=max(env_int("LOGIN_FAILURE_WINDOW_SECONDS", 900), 1),

@@ -2,15 +2,34 @@
 
 from __future__ import annotations
 
+import base64
+
 from flask import Response, current_app, request
 from flask.views import MethodView
 from gateway_common.errors import AuthenticationError, NotFoundError
-from gateway_common.http import MERCHANT_HEADER, Blueprint, current_merchant, require_gateway, require_test_mode
+from gateway_common.http import (
+    MERCHANT_HEADER,
+    Blueprint,
+    current_merchant,
+    require_gateway,
+    require_test_controls,
+    require_test_mode,
+)
 from gateway_common.schemas import ErrorEnvelopeSchema
 from gateway_common.timeutil import iso
 
 from auth import models, service
-from auth.schemas import LoginRequest, LoginResponse, LogoutResponse, MerchantProfile, RotatedKeys, TestMerchant
+from auth.models import TestClock
+from auth.schemas import (
+    AdvanceClockRequest,
+    LoginRequest,
+    LoginResponse,
+    LogoutResponse,
+    MerchantProfile,
+    RotatedKeys,
+    TestClockSchema,
+    TestMerchant,
+)
 
 blp = Blueprint("auth", __name__, url_prefix="/api/v1", description="Dashboard sessions, merchant profile, API keys")
 internal = Blueprint("internal", __name__, url_prefix="/internal", description="Called by nginx auth_request only")
@@ -39,16 +58,33 @@ def bearer_token() -> str:
     return token.strip() if scheme.lower() == "bearer" else ""
 
 
+def basic_credentials() -> tuple[str, str] | None:
+    """Return the key id and secret of an HTTP Basic ``Authorization`` header (Razorpay's API), else None."""
+    header = request.headers.get("Authorization", "")
+    scheme, _, value = header.partition(" ")
+    if scheme.lower() != "basic":
+        return None
+    try:
+        decoded = base64.b64decode(value.strip(), validate=True).decode()
+    except (ValueError, UnicodeDecodeError):
+        return "", ""
+    key_id, _, key_secret = decoded.partition(":")
+    return key_id, key_secret
+
+
 @internal.route("/verify", methods=["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"])
 @internal.doc(hide=True)
 def verify() -> Response:
-    """Verify API key and secret, or a session token, for nginx."""
+    """Verify API key and secret (headers or HTTP Basic), or a session token, for nginx."""
     require_gateway()
     api_key = request.headers.get("X-Api-Key", "")
     api_secret = request.headers.get("X-Api-Secret", "")
     token = bearer_token()
+    basic = basic_credentials()
     if api_key or api_secret:
         merchant = service.verify_api_key(_db(), api_key, api_secret)
+    elif basic is not None:
+        merchant = service.verify_api_key(_db(), *basic)
     elif token:
         merchant = service.verify_session(_db(), token)
     else:
@@ -100,7 +136,7 @@ class RotateKeys(MethodView):
     @blp.response(200, RotatedKeys)
     def post(self) -> dict:
         """Revoke the merchant's API keys and issue new ones (the secret is shown once)."""
-        api_key, api_secret = service.rotate_api_key(_db(), current_merchant())
+        api_key, api_secret = service.rotate_api_key(_db(), current_app.extensions["secret_box"], current_merchant())
         return {"api_key": api_key, "api_secret": api_secret}
 
 
@@ -116,3 +152,42 @@ class TestMerchantView(MethodView):
         except AuthenticationError as exc:
             raise NotFoundError("Test merchant is not seeded; run make migrate") from exc
         return {"id": merchant.id, "email": merchant.email, "api_key": models.TEST_API_KEY, "seeded": True}
+
+
+def _clock_merchant() -> str:
+    """The calling merchant of a test-clock route; 400 ``Test controls are off`` outside test mode."""
+    merchant = current_merchant()
+    require_test_controls(current_app.extensions["gateway_settings"].test_mode)
+    return merchant
+
+
+_CONTROLS_OFF = "Test controls are off (not in test mode), or bad input"
+
+
+@blp.route("/test/clock")
+class TestClockView(MethodView):
+    @blp.response(200, TestClockSchema)
+    @blp.alt_response(400, schema=ErrorEnvelopeSchema, description=_CONTROLS_OFF)
+    def get(self) -> TestClock:
+        """Read the merchant's test clock (test mode only)."""
+        return service.get_clock(_db(), _clock_merchant())
+
+
+@blp.route("/test/clock/advance")
+class AdvanceTestClock(MethodView):
+    @blp.arguments(AdvanceClockRequest)
+    @blp.response(200, TestClockSchema)
+    @blp.alt_response(400, schema=ErrorEnvelopeSchema, description=_CONTROLS_OFF)
+    def post(self, body: dict) -> TestClock:
+        """Move the merchant's test clock ahead: its scheduled work (bank answers, refunds, authentication
+        timeouts, webhook retries, endpoint disabling) comes due that much sooner. Two advances add up."""
+        return service.advance_clock(_db(), _clock_merchant(), body["seconds"])
+
+
+@blp.route("/test/clock/reset")
+class ResetTestClock(MethodView):
+    @blp.response(200, TestClockSchema)
+    @blp.alt_response(400, schema=ErrorEnvelopeSchema, description=_CONTROLS_OFF)
+    def post(self) -> TestClock:
+        """Put the merchant's test clock back on real time (offset 0)."""
+        return service.reset_clock(_db(), _clock_merchant())

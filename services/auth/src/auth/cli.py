@@ -11,7 +11,8 @@ import json
 import sys
 
 from gateway_common.config import Settings
-from gateway_common.db import Database
+from gateway_common.db import Database, PoolSettings
+from gateway_common.secretbox import SecretBox
 
 from auth import service
 
@@ -27,12 +28,13 @@ def main(argv: list[str] | None = None) -> int:
     create.add_argument("--password", required=True)
     args = parser.parse_args(argv)
     settings = Settings.from_env("auth")
-    db = Database(settings.service_database_url, maxconn=1, application_name="auth-cli")
+    db = Database(settings.service_database_url, pool=PoolSettings(max_size=1), application_name="auth-cli")
+    box = SecretBox(settings.api_secret_key)
     if args.command == "seed":
-        created = service.seed_test_merchant(db)
+        created = service.seed_test_merchant(db, box)
         print("auth: test merchant " + ("created" if created else "already present"))
     else:
-        print(json.dumps(service.create_merchant(db, args.name, args.email, args.password)))
+        print(json.dumps(service.create_merchant(db, box, args.name, args.email, args.password)))
     db.close()
     return 0
 

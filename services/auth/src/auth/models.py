@@ -52,3 +52,17 @@ class LoginAttempt:
     window_start: datetime
     failures: int
     retry_after_seconds: float
+
+
+# A test clock moves at most this far per advance, and at most CLOCK_MAX_OFFSET ahead in all
+# (the table's CHECK); anything further is no test a merchant means to run.
+CLOCK_MAX_ADVANCE = 10 * 365 * 86400
+CLOCK_MAX_OFFSET = 100 * 365 * 86400
+
+
+@dataclass(frozen=True)
+class TestClock:
+    """A merchant's test clock: its time (``now``) and how far it runs ahead of real time."""
+
+    now: datetime
+    offset_seconds: int

@@ -6,7 +6,7 @@ from datetime import datetime
 
 from gateway_common.db import Transaction
 
-from auth.models import ApiKey, LoginAttempt, Merchant
+from auth.models import ApiKey, LoginAttempt, Merchant, TestClock
 
 _MERCHANT_COLUMNS = "id::text AS id, name, email, created_at"
 
@@ -72,14 +72,34 @@ def active_key_for_merchant(tx: Transaction, merchant_id: str) -> ApiKey | None:
     return ApiKey(**row) if row else None
 
 
-def insert_api_key(tx: Transaction, api_key: str, merchant_id: str, secret_hash: str, secret_hint: str) -> bool:
+def insert_api_key(
+    tx: Transaction, api_key: str, merchant_id: str, secret_hash: str, secret_hint: str, secret_encrypted: str
+) -> bool:
     """Insert an API key unless it exists; return whether it was inserted."""
     tx.cursor.execute(
-        "INSERT INTO auth.api_keys (api_key, merchant_id, secret_hash, secret_hint) VALUES (%s, %s, %s, %s) "
-        "ON CONFLICT (api_key) DO NOTHING RETURNING api_key",
-        (api_key, merchant_id, secret_hash, secret_hint),
+        "INSERT INTO auth.api_keys (api_key, merchant_id, secret_hash, secret_hint, secret_encrypted) "
+        "VALUES (%s, %s, %s, %s, %s) ON CONFLICT (api_key) DO NOTHING RETURNING api_key",
+        (api_key, merchant_id, secret_hash, secret_hint, secret_encrypted),
     )
     return tx.cursor.fetchone() is not None
+
+
+def get_encrypted_secret(tx: Transaction, api_key: str, secret_hash: str) -> tuple[bool, str | None]:
+    """Return whether this active key has this secret hash, and its encrypted secret (None if not kept)."""
+    tx.cursor.execute(
+        "SELECT secret_encrypted FROM auth.api_keys WHERE api_key = %s AND secret_hash = %s AND revoked_at IS NULL",
+        (api_key, secret_hash),
+    )
+    row = tx.cursor.fetchone()
+    return (row is not None, row["secret_encrypted"] if row else None)
+
+
+def set_encrypted_secret(tx: Transaction, api_key: str, secret_hash: str, secret_encrypted: str) -> None:
+    """Store the encrypted secret of a key whose secret hash matches."""
+    tx.cursor.execute(
+        "UPDATE auth.api_keys SET secret_encrypted = %s WHERE api_key = %s AND secret_hash = %s",
+        (secret_encrypted, api_key, secret_hash),
+    )
 
 
 def revoke_api_keys(tx: Transaction, merchant_id: str) -> None:
@@ -143,3 +163,35 @@ def prune_login_failures(tx: Transaction, window_seconds: int) -> int:
         "DELETE FROM auth.login_failures WHERE window_start <= now() - make_interval(secs => %s)", (window_seconds,)
     )
     return tx.cursor.rowcount
+
+
+def get_clock(tx: Transaction, merchant_id: str) -> TestClock:
+    """Read a merchant's test clock (offset 0 without one)."""
+    tx.cursor.execute(
+        "SELECT auth.merchant_now(%(m)s) AS now, "
+        "coalesce((SELECT offset_seconds FROM auth.test_clocks WHERE merchant_id = %(m)s), 0) AS offset_seconds",
+        {"m": merchant_id},
+    )
+    return TestClock(**tx.cursor.fetchone())
+
+
+def advance_clock(tx: Transaction, merchant_id: str, seconds: int, max_offset: int) -> TestClock | None:
+    """Move a merchant's clock ``seconds`` ahead in one statement (concurrent advances add up).
+
+    None when that would put it more than ``max_offset`` seconds ahead: nothing changes then.
+    """
+    tx.cursor.execute(
+        "INSERT INTO auth.test_clocks AS c (merchant_id, offset_seconds) "
+        "SELECT %(m)s, %(s)s WHERE %(s)s <= %(max)s "
+        "ON CONFLICT (merchant_id) DO UPDATE SET offset_seconds = c.offset_seconds + EXCLUDED.offset_seconds, "
+        "updated_at = now() WHERE c.offset_seconds + EXCLUDED.offset_seconds <= %(max)s "
+        "RETURNING now() + offset_seconds * interval '1 second' AS now, offset_seconds",
+        {"m": merchant_id, "s": seconds, "max": max_offset},
+    )
+    row = tx.cursor.fetchone()
+    return TestClock(**row) if row else None
+
+
+def reset_clock(tx: Transaction, merchant_id: str) -> None:
+    """Put a merchant's clock back on real time."""
+    tx.cursor.execute("DELETE FROM auth.test_clocks WHERE merchant_id = %s", (merchant_id,))

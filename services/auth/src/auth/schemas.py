@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from gateway_common.schemas import RequestSchema
+from gateway_common.schemas import RequestSchema, StrictInteger, UtcTimestamp
 from marshmallow import Schema, fields, validate
+
+from auth.models import CLOCK_MAX_ADVANCE
 
 
 class LoginRequest(RequestSchema):
@@ -42,3 +44,18 @@ class TestMerchant(Schema):
 
 class LogoutResponse(Schema):
     message = fields.String(required=True)
+
+
+class AdvanceClockRequest(RequestSchema):
+    seconds = StrictInteger(
+        required=True,
+        validate=validate.Range(
+            min=1, max=CLOCK_MAX_ADVANCE, error=f"seconds must be a whole number from 1 to {CLOCK_MAX_ADVANCE}"
+        ),
+        metadata={"description": "How far to move the merchant's clock ahead (at most 10 years per call)."},
+    )
+
+
+class TestClockSchema(Schema):
+    now = UtcTimestamp(required=True, metadata={"description": "The merchant's clock (ISO 8601, UTC)."})
+    offset_seconds = fields.Integer(required=True, metadata={"description": "How far it runs ahead of real time."})

@@ -10,10 +10,11 @@ from datetime import UTC, datetime, timedelta
 
 from gateway_common.db import Database
 from gateway_common.errors import AuthenticationError, BadRequestError, RateLimitError
+from gateway_common.secretbox import SecretBox
 
 from auth import models, repository
 from auth.hashing import DUMMY_PASSWORD_HASH, check_password, check_secret, hash_password, hash_secret
-from auth.models import LoginThrottle, Merchant, Session
+from auth.models import LoginThrottle, Merchant, Session, TestClock
 
 log = logging.getLogger("auth.service")
 SESSION_TTL = timedelta(hours=12)
@@ -97,18 +98,25 @@ def _hint(secret: str) -> str:
     return "•" * 8 + secret[-4:]
 
 
-def rotate_api_key(db: Database, merchant_id: str) -> tuple[str, str]:
-    """Revoke the merchant's keys and issue a new key and secret (shown once)."""
+def rotate_api_key(db: Database, box: SecretBox, merchant_id: str) -> tuple[str, str]:
+    """Revoke the merchant's keys and issue a new key and secret (shown once, kept encrypted)."""
     api_key = "key_" + secrets.token_hex(8)
     api_secret = "secret_" + secrets.token_urlsafe(24)
     with db.transaction() as tx:
         repository.revoke_api_keys(tx, merchant_id)
-        repository.insert_api_key(tx, api_key, merchant_id, hash_secret(api_secret), _hint(api_secret))
+        repository.insert_api_key(
+            tx, api_key, merchant_id, hash_secret(api_secret), _hint(api_secret), box.encrypt(api_secret)
+        )
     return api_key, api_secret
 
 
-def seed_test_merchant(db: Database) -> bool:
-    """Create the documented test merchant if missing; return whether it was created."""
+def seed_test_merchant(db: Database, box: SecretBox) -> bool:
+    """Create the documented test merchant if missing; return whether it was created.
+
+    Its secret is documented, so the seed also (re-)encrypts it when the stored copy is missing
+    (a key created before secrets were kept) or no longer opens with the current server key.
+    """
+    secret_hash = hash_secret(models.TEST_API_SECRET)
     with db.transaction() as tx:
         created = repository.upsert_merchant(
             tx,
@@ -121,13 +129,17 @@ def seed_test_merchant(db: Database) -> bool:
             tx,
             models.TEST_API_KEY,
             models.TEST_MERCHANT_ID,
-            hash_secret(models.TEST_API_SECRET),
+            secret_hash,
             _hint(models.TEST_API_SECRET),
+            box.encrypt(models.TEST_API_SECRET),
         )
+        active, stored = repository.get_encrypted_secret(tx, models.TEST_API_KEY, secret_hash)
+        if active and box.decrypt(stored) != models.TEST_API_SECRET:
+            repository.set_encrypted_secret(tx, models.TEST_API_KEY, secret_hash, box.encrypt(models.TEST_API_SECRET))
     return created
 
 
-def create_merchant(db: Database, name: str, email: str, password: str) -> dict:
+def create_merchant(db: Database, box: SecretBox, name: str, email: str, password: str) -> dict:
     """Create a merchant with a fresh API key; return its credentials once."""
     if not name.strip() or "@" not in email or len(password) < 8:
         raise BadRequestError("name, a valid email and a password of at least 8 characters are required")
@@ -138,5 +150,30 @@ def create_merchant(db: Database, name: str, email: str, password: str) -> dict:
         if repository.email_taken(tx, email):
             raise BadRequestError("A merchant with this email already exists")
         repository.upsert_merchant(tx, merchant_id, name, email, hash_password(password))
-        repository.insert_api_key(tx, api_key, merchant_id, hash_secret(api_secret), _hint(api_secret))
+        repository.insert_api_key(
+            tx, api_key, merchant_id, hash_secret(api_secret), _hint(api_secret), box.encrypt(api_secret)
+        )
     return {"id": merchant_id, "name": name, "email": email, "api_key": api_key, "api_secret": api_secret}
+
+
+def get_clock(db: Database, merchant_id: str) -> TestClock:
+    """Return a merchant's test clock."""
+    with db.transaction() as tx:
+        return repository.get_clock(tx, merchant_id)
+
+
+def advance_clock(db: Database, merchant_id: str, seconds: int) -> TestClock:
+    """Move a merchant's test clock ahead, so its scheduled work comes due that much sooner."""
+    with db.transaction() as tx:
+        clock = repository.advance_clock(tx, merchant_id, seconds, models.CLOCK_MAX_OFFSET)
+    if clock is None:
+        raise BadRequestError(f"The test clock cannot run more than {models.CLOCK_MAX_OFFSET} seconds ahead; reset it first")
+    log.info("test clock of merchant %s advanced %d s (now %d s ahead)", merchant_id, seconds, clock.offset_seconds)
+    return clock
+
+
+def reset_clock(db: Database, merchant_id: str) -> TestClock:
+    """Put a merchant's test clock back on real time."""
+    with db.transaction() as tx:
+        repository.reset_clock(tx, merchant_id)
+        return repository.get_clock(tx, merchant_id)

@@ -2,25 +2,20 @@
 
 from __future__ import annotations
 
+import base64
 import dataclasses
 import uuid
 
-import psycopg2
+import psycopg
 import pytest
 from auth import create_app, service
 from auth.models import TEST_API_KEY, TEST_API_SECRET, TEST_MERCHANT_ID
 from gateway_common.config import Settings
-from gateway_common.db import Database
+from gateway_common.db import Database, PoolSettings
 from gateway_common.errors import AuthenticationError, BadRequestError
+from gateway_common.secretbox import SecretBox, new_key
 
 GATEWAY = {"X-Gateway-Secret": "test-gateway-secret"}
-
-
-@pytest.fixture(scope="module")
-def app(service_env):
-    app = create_app(Settings.from_env("auth"))
-    service.seed_test_merchant(app.extensions["db"])
-    return app
 
 
 @pytest.fixture(scope="module")
@@ -28,9 +23,14 @@ def db(app) -> Database:
     return app.extensions["db"]
 
 
-def test_seed_is_idempotent_and_stores_only_hashes(app, db, database_url):
-    assert service.seed_test_merchant(db) is False
-    conn = psycopg2.connect(database_url)
+@pytest.fixture(scope="module")
+def box(app) -> SecretBox:
+    return app.extensions["secret_box"]
+
+
+def test_seed_is_idempotent_and_stores_only_hashes(app, db, box, database_url):
+    assert service.seed_test_merchant(db, box) is False
+    conn = psycopg.connect(database_url)
     with conn.cursor() as cur:
         cur.execute("SELECT password_hash FROM auth.merchants WHERE id = %s", (TEST_MERCHANT_ID,))
         (password_hash,) = cur.fetchone()
@@ -90,15 +90,15 @@ def test_wrong_email_and_wrong_password_answer_alike(app):
     assert a.json == b.json
 
 
-def test_created_merchants_are_isolated_and_keys_rotate(app, db):
-    created = service.create_merchant(db, "Second", "second@example.com", "longpassword")
+def test_created_merchants_are_isolated_and_keys_rotate(app, db, box):
+    created = service.create_merchant(db, box, "Second", "second@example.com", "longpassword")
     assert created["api_secret"].startswith("secret_")
     with pytest.raises(BadRequestError):
-        service.create_merchant(db, "Dup", "second@example.com", "longpassword")
+        service.create_merchant(db, box, "Dup", "second@example.com", "longpassword")
     assert service.verify_api_key(db, created["api_key"], created["api_secret"]) == created["id"]
     with pytest.raises(AuthenticationError):
         service.verify_api_key(db, created["api_key"], TEST_API_SECRET)
-    new_key, new_secret = service.rotate_api_key(db, created["id"])
+    new_key, new_secret = service.rotate_api_key(db, box, created["id"])
     with pytest.raises(AuthenticationError):
         service.verify_api_key(db, created["api_key"], created["api_secret"])
     assert service.verify_api_key(db, new_key, new_secret) == created["id"]
@@ -107,6 +107,60 @@ def test_created_merchants_are_isolated_and_keys_rotate(app, db):
     assert profile.json["api_key"] == new_key
     assert new_secret not in profile.get_data(as_text=True)
     assert profile.json["api_secret_hint"].endswith(new_secret[-4:])
+
+
+def _stored_secret(database_url: str, api_key: str) -> str | None:
+    conn = psycopg.connect(database_url)
+    with conn.cursor() as cur:
+        cur.execute("SELECT secret_encrypted FROM auth.api_keys WHERE api_key = %s", (api_key,))
+        (stored,) = cur.fetchone()
+    conn.close()
+    return stored
+
+
+def test_api_secrets_are_kept_encrypted_and_recoverable(db, box, database_url):
+    created = service.create_merchant(db, box, "Recoverable", f"rec-{uuid.uuid4().hex[:8]}@example.com", "longpassword")
+    stored = _stored_secret(database_url, created["api_key"])
+    assert stored and created["api_secret"] not in stored
+    assert box.decrypt(stored) == created["api_secret"]
+    # Another server key opens nothing: the column alone does not reveal the secret.
+    assert SecretBox(new_key()).decrypt(stored) is None
+    new_key_id, new_secret = service.rotate_api_key(db, box, created["id"])
+    assert box.decrypt(_stored_secret(database_url, new_key_id)) == new_secret
+    assert box.decrypt(_stored_secret(database_url, TEST_API_KEY)) == TEST_API_SECRET
+
+
+def test_seed_recovers_the_test_merchants_secret_after_the_migration_or_a_new_server_key(db, box, database_url):
+    conn = psycopg.connect(database_url)
+    conn.autocommit = True
+    with conn.cursor() as cur:
+        # What the migration leaves for a key created before secrets were kept.
+        cur.execute("UPDATE auth.api_keys SET secret_encrypted = NULL WHERE api_key = %s", (TEST_API_KEY,))
+    service.seed_test_merchant(db, box)
+    assert box.decrypt(_stored_secret(database_url, TEST_API_KEY)) == TEST_API_SECRET
+    other = SecretBox(new_key())
+    service.seed_test_merchant(db, other)
+    assert other.decrypt(_stored_secret(database_url, TEST_API_KEY)) == TEST_API_SECRET
+    service.seed_test_merchant(db, box)
+    assert box.decrypt(_stored_secret(database_url, TEST_API_KEY)) == TEST_API_SECRET
+    conn.close()
+
+
+def test_verify_accepts_http_basic_key_id_and_secret(app):
+    client = app.test_client()
+
+    def basic(value: str) -> dict:
+        return {**GATEWAY, "Authorization": "Basic " + base64.b64encode(value.encode()).decode()}
+
+    ok = client.get("/internal/verify", headers=basic(f"{TEST_API_KEY}:{TEST_API_SECRET}"))
+    assert ok.status_code == 200
+    assert ok.headers["X-Merchant-Id"] == TEST_MERCHANT_ID
+    for value in (f"{TEST_API_KEY}:wrong", f"key_unknown:{TEST_API_SECRET}", TEST_API_KEY, f"{TEST_API_KEY}:", ":"):
+        denied = client.get("/internal/verify", headers=basic(value))
+        assert denied.status_code == 401, value
+        assert "X-Merchant-Id" not in denied.headers
+    garbage = client.get("/internal/verify", headers={**GATEWAY, "Authorization": "Basic !!not-base64!!"})
+    assert garbage.status_code == 401
 
 
 @pytest.mark.parametrize(
@@ -135,7 +189,7 @@ def test_every_auth_route_refuses_callers_without_the_gateway_secret(app, method
 
 def test_test_merchant_is_not_found_outside_test_mode(app, service_env):
     assert app.test_client().get("/api/v1/test/merchant", headers=GATEWAY).status_code == 200
-    strict = create_app(dataclasses.replace(Settings.from_env("auth"), test_mode=False, db_pool_max=1))
+    strict = create_app(dataclasses.replace(Settings.from_env("auth"), test_mode=False, db_pool=PoolSettings(max_size=1)))
     response = strict.test_client().get("/api/v1/test/merchant", headers=GATEWAY)
     assert response.status_code == 404
     assert response.json["error"]["code"] == "NOT_FOUND_ERROR"
@@ -146,9 +200,9 @@ def _login(client, email: str, password: str):
 
 
 @pytest.fixture
-def account(db) -> str:
+def account(db, box) -> str:
     email = f"throttle-{uuid.uuid4().hex[:10]}@example.com"
-    service.create_merchant(db, "Throttled", email, "rightpassword")
+    service.create_merchant(db, box, "Throttled", email, "rightpassword")
     return email
 
 

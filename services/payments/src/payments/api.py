@@ -12,12 +12,23 @@ from flask import Response, current_app, g, jsonify, request
 from flask.views import MethodView
 from gateway_common import http
 from gateway_common.db import Database
-from gateway_common.http import Blueprint, current_merchant, note_unavailable, require_test_mode
-from gateway_common.schemas import ErrorEnvelopeSchema, PageQuerySchema
+from gateway_common.http import (
+    Blueprint,
+    RequestControls,
+    current_merchant,
+    note_unavailable,
+    read_test_controls,
+    require_test_mode,
+)
+from gateway_common.http.controls import DELAY_PARAMETER, OUTCOME_PARAMETER
+from gateway_common.pagination import ListQuerySchema
+from gateway_common.schemas import ErrorEnvelopeSchema
 from gateway_common.workers import alive_workers
 
 from payments import service
+from payments.models import Payment
 from payments.schemas import (
+    AuthenticateRequest,
     CaptureRequest,
     CreateOrderRequest,
     CreatePaymentRequest,
@@ -59,25 +70,34 @@ def _redis() -> redis.Redis:
     return current_app.extensions["redis"]
 
 
+def _public_key() -> str | None:
+    """The public API key of a checkout request: the ``X-Api-Key`` header, else the body's ``key``."""
+    key = request.headers.get("X-Api-Key")
+    if key:
+        return key
+    body = request.get_json(silent=True)
+    candidate = body.get("key") if isinstance(body, dict) else None
+    return candidate if isinstance(candidate, str) and candidate else None
+
+
 def public_merchant() -> str:
-    """Resolve the merchant of a checkout request from its public key (header or body ``key``)."""
+    """Resolve the merchant of a checkout request: its public key (header or body ``key``), else its order."""
     if "public_merchant" not in g:
-        key = request.headers.get("X-Api-Key")
-        if not key:
-            body = request.get_json(silent=True)
-            candidate = body.get("key") if isinstance(body, dict) else None
-            key = candidate if isinstance(candidate, str) else None
-        g.public_merchant = service.merchant_for_public_key(_db(), key)
+        body = request.get_json(silent=True)
+        body = body if isinstance(body, dict) else {}
+        g.public_merchant = service.merchant_for_checkout(_db(), _public_key(), body.get("order_id"))
     return g.public_merchant
+
+
+def requested_controls() -> RequestControls:
+    """Read the request's X-Test-Outcome and X-Test-Delay-Ms (400 outside test mode or when malformed)."""
+    test_mode = current_app.extensions["gateway_settings"].test_mode
+    return read_test_controls(request.headers.get, test_mode=test_mode)
 
 
 def once_per_key(scope: Callable[[], str]) -> Callable:
     """Make a view honour ``Idempotency-Key`` (scoped by ``scope()``; card data never fingerprinted)."""
     return http.once_per_key("payments", scope, canonical=service.idempotency_form)
-
-
-def _page(items: list[dict], page: service.Page) -> dict:
-    return {"data": items, "total": page.total, "limit": page.limit, "offset": page.offset}
 
 
 # ---------------------------------------------------------------- orders
@@ -94,12 +114,13 @@ class Orders(MethodView):
         order = service.create_order(_db(), current_merchant(), body)
         return created_order_body(order), 201
 
-    @blp.arguments(PageQuerySchema(), location="query")
+    @blp.arguments(ListQuerySchema(), location="query")
     @blp.alt_response(200, schema=OrderListSchema, success=True)
+    @blp.alt_response(400, schema=ErrorEnvelopeSchema, description="Bad query, or a cursor that is not in the list")
     def get(self, query: dict) -> dict:
-        """List the merchant's orders, newest first."""
-        page = service.list_orders(_db(), current_merchant(), query["limit"], query["offset"])
-        return _page([order_body(o) for o in page.items], page)
+        """List the merchant's orders, newest first (`starting_after`/`ending_before` page by id)."""
+        page = service.list_orders(_db(), current_merchant(), query)
+        return page.body([order_body(o) for o in page.items])
 
 
 @blp.route("/orders/<order_id>")
@@ -130,6 +151,7 @@ class Payments(MethodView):
     @blp.alt_response(201, schema=PaymentSchema, success=True, description="The payment, pending")
     @blp.alt_response(400, schema=ErrorEnvelopeSchema)
     @blp.alt_response(404, schema=ErrorEnvelopeSchema)
+    @blp.doc(parameters=[OUTCOME_PARAMETER, DELAY_PARAMETER])
     def post(self, body: dict) -> tuple[dict, int]:
         """Create a payment; the simulated bank decides it asynchronously.
 
@@ -139,25 +161,32 @@ class Payments(MethodView):
         merchant's own reference. Invalid instruments answer INVALID_VPA, INVALID_CARD or EXPIRED_CARD
         and create nothing. The full card number and CVV are never stored or returned.
         """
-        payment = service.create_payment(_db(), current_merchant(), body)
+        payment = service.create_payment(_db(), current_merchant(), body, controls=requested_controls())
         return payment_body(payment), 201
 
     @blp.arguments(PaymentListQuery(), location="query")
     @blp.alt_response(200, schema=PaymentListSchema, success=True)
+    @blp.alt_response(400, schema=ErrorEnvelopeSchema, description="Bad query, or a cursor that is not in the list")
     def get(self, query: dict) -> dict:
-        """List the merchant's payments, newest first (filters: status, method, q = payment or order id)."""
+        """List the merchant's payments, newest first (filters: status, method, q = payment or order id).
+
+        Page with ``starting_after``/``ending_before`` (a payment id from the list; ``has_more`` says
+        whether more follow) or ``offset``. ``total`` is exact up to 10,000, then an estimate
+        (``total_is_estimate``).
+        """
         page = service.list_payments(_db(), current_merchant(), query)
-        return _page([payment_body(p) for p in page.items], page)
+        return page.body([payment_body(p) for p in page.items])
 
 
 @blp.route("/payments/list")
 class PaymentsList(MethodView):
     @blp.arguments(PaymentListQuery(), location="query")
     @blp.alt_response(200, schema=PaymentListSchema, success=True)
+    @blp.alt_response(400, schema=ErrorEnvelopeSchema, description="Bad query, or a cursor that is not in the list")
     def get(self, query: dict) -> dict:
         """List the merchant's payments (alias of GET /payments)."""
         page = service.list_payments(_db(), current_merchant(), query)
-        return _page([payment_body(p) for p in page.items], page)
+        return page.body([payment_body(p) for p in page.items])
 
 
 @blp.route("/payments/stats")
@@ -198,16 +227,27 @@ class PublicPayments(MethodView):
     @public.alt_response(400, schema=ErrorEnvelopeSchema)
     @public.alt_response(401, schema=ErrorEnvelopeSchema)
     @public.alt_response(404, schema=ErrorEnvelopeSchema)
+    @public.doc(parameters=[OUTCOME_PARAMETER, DELAY_PARAMETER])
     def post(self, body: dict) -> tuple[dict, int]:
-        """Create a payment from the checkout page (public key, no secret).
+        """Create a payment from the checkout page (no secret; the order names the merchant).
 
-        The key comes from the ``X-Api-Key`` header or the body's ``key``; it must belong to the
-        merchant of ``order_id`` (an existing order, else 404). Otherwise the same as POST /payments.
+        ``order_id`` (an existing order, else 404) is enough. A key, when given in the ``X-Api-Key``
+        header or the body's ``key``, must be valid (else 401) and belong to the order's merchant
+        (else 404). Otherwise the same as POST /payments.
         """
         merchant = public_merchant()
         body.pop("key", None)
-        payment = service.create_payment(_db(), merchant, body, require_order=True)
+        payment = service.create_payment(_db(), merchant, body, require_order=True, controls=requested_controls())
         return payment_body(payment), 201
+
+
+def checkout_payment_body(payment: Payment) -> dict:
+    """Dump what the checkout may see of a payment, with ``razorpay_signature`` once it succeeded."""
+    body = public_payment_body(payment)
+    signature = service.payment_signature(_db(), current_app.extensions["secret_box"], payment)
+    if signature is not None:
+        body["razorpay_signature"] = signature
+    return body
 
 
 @public.route("/payments/<payment_id>/public")
@@ -215,8 +255,53 @@ class PublicPaymentView(MethodView):
     @public.alt_response(200, schema=PublicPaymentSchema, success=True)
     @public.alt_response(404, schema=ErrorEnvelopeSchema)
     def get(self, payment_id: str) -> dict:
-        """Return a payment's status for the checkout page."""
-        return public_payment_body(service.get_public_payment(_db(), payment_id))
+        """Return a payment's status for the checkout page.
+
+        Once successful, a payment of an order also carries ``razorpay_signature`` (hex HMAC-SHA256 of
+        ``"<order_id>|<payment_id>"`` keyed with the merchant's API secret), as Razorpay Checkout hands it over.
+        """
+        return checkout_payment_body(service.get_public_payment(_db(), payment_id))
+
+
+def authenticating_merchant(payment_id: str) -> str:
+    """Return the merchant of an authentication answer: its key's (header or body ``key``; 401 if invalid), else its payment's."""
+    if "authenticating_merchant" not in g:
+        key = _public_key()
+        if key:
+            g.authenticating_merchant = service.merchant_for_public_key(_db(), key)
+        else:
+            g.authenticating_merchant = service.get_public_payment(_db(), payment_id).merchant_id
+    return g.authenticating_merchant
+
+
+@public.route("/payments/<payment_id>/authenticate")
+class Authenticate(MethodView):
+    @once_per_key(lambda: authenticating_merchant(request.view_args["payment_id"]))
+    @public.arguments(AuthenticateRequest())
+    @public.alt_response(200, schema=PublicPaymentSchema, success=True, description="The payment, decided")
+    @public.alt_response(400, schema=ErrorEnvelopeSchema, description="Not awaiting authentication, or timed out")
+    @public.alt_response(401, schema=ErrorEnvelopeSchema)
+    @public.alt_response(404, schema=ErrorEnvelopeSchema)
+    def post(self, body: dict, payment_id: str) -> dict:
+        """Answer the shopper's authentication (3-D Secure) of a payment: the mock bank page's OTP, or cancel.
+
+        For a payment with ``authentication.status: pending`` (test card 4000000000003220). ``{"otp": "1234"}``
+        passes and the bank decides the payment at once (it succeeds unless X-Test-Outcome chose otherwise);
+        any other OTP fails it with AUTHENTICATION_FAILED; ``{"cancel": true}`` fails it with
+        AUTHENTICATION_CANCELLED. Answers 200 with the payment as GET /payments/{id}/public shows it. Only the
+        first answer counts: a later one (or a payment that needs none, or whose 15 minutes have passed: it
+        fails with AUTHENTICATION_TIMEOUT) answers 400 and changes nothing. A key, when given (``X-Api-Key`` or
+        the body's ``key``), must be the payment's merchant's (else 404).
+        """
+        merchant = authenticating_merchant(payment_id) if _public_key() else None
+        payment = service.authenticate_payment(
+            _db(),
+            current_app.extensions["bank_config"],
+            payment_id,
+            None if body.get("cancel") else body["otp"],
+            merchant_id=merchant,
+        )
+        return checkout_payment_body(payment)
 
 
 # ---------------------------------------------------------------- health and test

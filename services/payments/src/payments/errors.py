@@ -30,3 +30,22 @@ class OrderNotFoundError(NotFoundError):
 
 class PaymentNotFoundError(NotFoundError):
     description = "Payment not found"
+
+
+class AuthenticationNotRequiredError(BadRequestError):
+    description = "Payment does not need authentication"
+
+
+class AuthenticationAnsweredError(BadRequestError):
+    description = "Payment is not awaiting authentication: it was already answered"
+
+
+class AuthenticationTimedOutError(BadRequestError):
+    description = "Payment authentication has timed out"
+
+
+class AuthenticationDelayError(BadRequestError):
+    description = (
+        "X-Test-Delay-Ms does not apply to a card that needs authentication: the shopper's answer on the bank's page "
+        "decides when it is answered"
+    )

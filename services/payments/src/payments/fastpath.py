@@ -25,8 +25,9 @@ import marshmallow as ma
 from flask import Flask, g
 from gateway_common.db import retry_on_conflict
 from gateway_common.errors import AuthenticationError
-from gateway_common.http import came_through_gateway, canonical_merchant
+from gateway_common.http import came_through_gateway, canonical_merchant, environ_header, read_test_controls
 from gateway_common.logs import REQUEST_ID
+from gateway_common.metrics import ROUTE_KEY
 
 from payments import service
 from payments.api import CREATE_PAYMENT_REQUEST
@@ -34,6 +35,9 @@ from payments.schemas import payment_body
 
 _GET_PATH = re.compile(r"/api/v1/payments/(pay_[A-Za-z0-9]{16})")
 _POST_PATH = "/api/v1/payments"
+# The Flask rules of the same routes, which name them in the request metrics.
+_GET_ROUTE = "/api/v1/payments/<payment_id>"
+_POST_ROUTE = "/api/v1/payments"
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 _MAX_BODY = 64 * 1024
 # As werkzeug writes them (the status line of a Response with that status code).
@@ -49,6 +53,7 @@ class FastPath:
         self.app = app
         self.flask_wsgi = app.wsgi_app
         self.secret = app.extensions["gateway_settings"].gateway_secret
+        self.test_mode = app.extensions["gateway_settings"].test_mode
         self.db = app.extensions["db"]
         # The JSON provider's compact form is what the views send; an indented (debug) app goes to Flask.
         self.compact = app.json.compact is not False and not app.debug
@@ -63,12 +68,14 @@ class FastPath:
                 if match is not None:
                     merchant = self._merchant(environ)
                     if merchant is not None:
+                        environ[ROUTE_KEY] = _GET_ROUTE
                         return self._get_payment(environ, start_response, merchant, match.group(1))
             elif method == "POST" and environ.get("PATH_INFO") == _POST_PATH:
                 merchant = self._merchant(environ)
                 if merchant is not None and "HTTP_IDEMPOTENCY_KEY" not in environ:
                     body = self._valid_body(environ)
                     if body is not None:
+                        environ[ROUTE_KEY] = _POST_ROUTE
                         return self._create_payment(environ, start_response, merchant, body)
         return self.flask_wsgi(environ, start_response)
 
@@ -150,7 +157,9 @@ class FastPath:
         request_id = self._request_id(environ)
         token = REQUEST_ID.set(request_id)  # named by the conflict retry's log lines
         try:
-            payment = retry_on_conflict(lambda: service.create_payment(self.db, merchant, body))
+            # The view's checks of X-Test-Outcome / X-Test-Delay-Ms (400 outside test mode), then its call.
+            controls = read_test_controls(environ_header(environ), test_mode=self.test_mode)
+            payment = retry_on_conflict(lambda: service.create_payment(self.db, merchant, body, controls=controls))
         except Exception as error:  # rendered by Flask's error handlers
             return self._error(environ, start_response, error, request_id)
         finally:

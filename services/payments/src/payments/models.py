@@ -6,6 +6,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 
+from gateway_common.timeutil import iso
+
 
 class OrderStatus(StrEnum):
     CREATED = "created"
@@ -20,6 +22,16 @@ class PaymentStatus(StrEnum):
     FAILED = "failed"
 
 
+class AuthStatus(StrEnum):
+    """Where a payment that needs the shopper's authentication (3-D Secure) stands."""
+
+    PENDING = "pending"
+    PASSED = "passed"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+    TIMED_OUT = "timed_out"
+
+
 class Method(StrEnum):
     UPI = "upi"
     CARD = "card"
@@ -28,7 +40,9 @@ class Method(StrEnum):
 FINAL_STATUSES = frozenset({PaymentStatus.SUCCESS, PaymentStatus.FAILED})
 
 _PAYMENT_TRANSITIONS: dict[PaymentStatus, frozenset[PaymentStatus]] = {
-    PaymentStatus.PENDING: frozenset({PaymentStatus.PROCESSING}),
+    # A payment that awaited its shopper's authentication (3-D Secure) is decided when the shopper
+    # answers: failed if the authentication failed, else by the bank at once.
+    PaymentStatus.PENDING: frozenset({PaymentStatus.PROCESSING, PaymentStatus.SUCCESS, PaymentStatus.FAILED}),
     PaymentStatus.PROCESSING: frozenset({PaymentStatus.SUCCESS, PaymentStatus.FAILED}),
     PaymentStatus.SUCCESS: frozenset(),
     PaymentStatus.FAILED: frozenset(),
@@ -93,6 +107,20 @@ class Payment:
     amount_refunded: int
     created_at: datetime
     updated_at: datetime
+    auth_status: str | None = None
+    auth_expires_at: datetime | None = None
+
+    @property
+    def authentication_required(self) -> bool:
+        """Tell whether the payment needed the shopper's authentication (3-D Secure)."""
+        return self.auth_status is not None
+
+    @property
+    def authentication(self) -> dict | None:
+        """The ``authentication`` object of the API: required, its status and until when it may be answered."""
+        if self.auth_status is None:
+            return None
+        return {"required": True, "status": self.auth_status, "expires_at": iso(self.auth_expires_at)}
 
 
 def can_capture(payment: Payment) -> bool:
@@ -111,9 +139,13 @@ class Instrument:
     card_expiry_month: int | None = None
     card_expiry_year: int | None = None
     card_holder_name: str | None = None
-    # A deterministic test instrument's answer, decided from the number at creation.
+    # A deterministic test instrument's answer, decided from the number at creation, or the
+    # answer and delay a test chose for this payment (X-Test-Outcome, X-Test-Delay-Ms).
     bank_outcome: str | None = None
     bank_error_code: str | None = None
+    bank_delay_ms: int | None = None
+    # The card needs the shopper's authentication (3-D Secure) before the bank sees the payment.
+    authentication_required: bool = False
 
 
 @dataclass(frozen=True)
@@ -146,11 +178,3 @@ def one_success_per_order(
                 paid.add(order_ref)
         settled.append(decision)
     return settled
-
-
-@dataclass(frozen=True)
-class Page:
-    items: list
-    total: int
-    limit: int
-    offset: int

@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable
 
-import psycopg2
+import psycopg
 from gateway_common import reconcile
 from gateway_common.db import Database
 from gateway_common.ids import is_id
@@ -45,7 +45,7 @@ def apply_refund_events(db: Database, events: Iterable[dict]) -> int:
             with db.transaction() as tx:
                 if repository.apply_refund(tx, refund_id, payment_id, merchant_id, amount):
                     applied += 1
-        except (psycopg2.DataError, psycopg2.IntegrityError, ValueError):
+        except (psycopg.DataError, psycopg.IntegrityError, ValueError):
             # A poison event (bad ids, over-refund) is logged and skipped, not retried forever.
             log.error("refund %s cannot be applied to payment %s", refund_id, payment_id)
     return applied

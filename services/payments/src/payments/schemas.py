@@ -6,7 +6,8 @@ import math
 
 import marshmallow as ma
 from gateway_common.money import CURRENCIES
-from gateway_common.schemas import PageQuerySchema, RequestSchema, UtcTimestamp, amount_field, compile_dump
+from gateway_common.pagination import ListPageSchema, ListQuerySchema
+from gateway_common.schemas import RequestSchema, UtcTimestamp, amount_field, compile_dump
 from marshmallow import Schema, fields, validate, validates_schema
 
 from payments.models import Method, PaymentStatus
@@ -102,7 +103,7 @@ class CaptureRequest(RequestSchema):
     currency = fields.String(validate=_CURRENCY)
 
 
-class PaymentListQuery(PageQuerySchema):
+class PaymentListQuery(ListQuerySchema):
     status = fields.String(validate=_STATUS)
     method = fields.String(validate=_METHOD)
     q = Text(validate=validate.Length(max=64))
@@ -115,7 +116,28 @@ class StatsQuery(Schema):
     days = fields.Integer(load_default=14, validate=validate.Range(min=1, max=366))
 
 
+class AuthenticateRequest(RequestSchema):
+    otp = Text(validate=validate.Length(min=1, max=32))
+    cancel = fields.Boolean(truthy={True}, falsy={False})
+    key = Text(validate=validate.Length(min=1, max=128))
+
+    @validates_schema
+    def _one_answer(self, data: dict, **kwargs: object) -> None:
+        if data.get("cancel") and "otp" in data:
+            raise ma.ValidationError("give either otp or cancel, not both", "otp")
+        if not data.get("cancel") and "otp" not in data:
+            raise ma.ValidationError("otp is required (or cancel: true)", "otp")
+
+
 # ---------------------------------------------------------------- responses (OpenAPI)
+
+_AUTHENTICATION = {
+    "description": "Only for a card that needs the shopper's authentication (3-D Secure, test card "
+    "4000000000003220): {required: true, status: pending | passed | failed | cancelled | timed_out, expires_at}. "
+    "While pending, POST /payments/{id}/authenticate answers it.",
+    "only_if": ("authentication_required", True),
+    "example": {"required": True, "status": "pending", "expires_at": "2026-01-15T10:45:00Z"},
+}
 
 
 class OrderSchema(Schema):
@@ -130,11 +152,8 @@ class OrderSchema(Schema):
     updated_at = UtcTimestamp(metadata={"description": "not in the answer of POST /orders"})
 
 
-class OrderListSchema(Schema):
+class OrderListSchema(ListPageSchema):
     data = fields.List(fields.Nested(OrderSchema), required=True)
-    total = fields.Integer(required=True)
-    limit = fields.Integer(required=True)
-    offset = fields.Integer(required=True)
 
 
 class PublicOrderSchema(Schema):
@@ -163,13 +182,11 @@ class PaymentSchema(Schema):
     error_description = fields.String(allow_none=True)
     created_at = UtcTimestamp(required=True)
     updated_at = UtcTimestamp(required=True)
+    authentication = fields.Dict(metadata=_AUTHENTICATION)
 
 
-class PaymentListSchema(Schema):
+class PaymentListSchema(ListPageSchema):
     data = fields.List(fields.Nested(PaymentSchema), required=True)
-    total = fields.Integer(required=True)
-    limit = fields.Integer(required=True)
-    offset = fields.Integer(required=True)
 
 
 class PublicPaymentSchema(Schema):
@@ -181,6 +198,10 @@ class PublicPaymentSchema(Schema):
     method = fields.String(required=True)
     error_code = fields.String(allow_none=True)
     error_description = fields.String(allow_none=True)
+    authentication = fields.Dict(metadata=_AUTHENTICATION)
+    razorpay_signature = fields.String(
+        metadata={"description": 'Once successful (payment of an order): hex HMAC-SHA256 of "<order_id>|<payment_id>" keyed with the API secret'}
+    )
 
 
 class DailyStatsSchema(Schema):
@@ -217,4 +238,4 @@ order_body = compile_dump(OrderSchema)
 created_order_body = compile_dump(OrderSchema, exclude=("updated_at",))
 public_order_body = compile_dump(PublicOrderSchema)
 payment_body = compile_dump(PaymentSchema)
-public_payment_body = compile_dump(PublicPaymentSchema)
+public_payment_body = compile_dump(PublicPaymentSchema, exclude=("razorpay_signature",))

@@ -7,16 +7,20 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from gateway_common.events import Relay, Route
+from gateway_common.events import Relay, Route, outbox_lag_gauge
 from gateway_common.idempotency import pruner_loop
 from gateway_common.loops import Loop
-from gateway_common.workers import heartbeat_loop, make_celery, run_loops_in_worker
+from gateway_common.metrics import Gauge
+from gateway_common.workers import heartbeat_loop, make_celery, run_loops_in_worker, worker_gauges
 
 from payments import bank_schedule, refund_sync, runtime
 from payments.tasks import PROCESS_TASK, QUEUE
 
 WORKER_NAME = "payments-worker"
-ROUTES = [Route("payment.*", "webhooks.handle_events", "webhooks")]
+# Every event of this outbox (payment.*, order.paid) goes to the webhooks service, one task per
+# batch: the events of one transaction (a payment.success and the order.paid it made) are stored
+# together, in their order. An event type no route matched would wait for the reconciler (10 s).
+ROUTES = [Route("*", "webhooks.handle_events", "webhooks")]
 # After a step that found work, the sweeper and the relay wait this long so the next batch is
 # bigger (fewer queries, commits and Celery messages per payment under load); it adds at most
 # this much to a payment's time at the bank and to its events' way out.
@@ -67,4 +71,17 @@ def make_loops() -> list[Loop]:
     ]
 
 
-run_loops_in_worker(app, "payments", make_loops)
+def make_gauges() -> list[Gauge]:
+    """The gauges this worker reports when scraped (docs/metrics.md)."""
+    db = runtime.database()
+    return [
+        *worker_gauges(db, runtime.redis_client(), runtime.settings().pubsub_prefix, QUEUE),
+        outbox_lag_gauge(db, "payments"),
+        Gauge("gateway_bank_backlog", "Payments waiting for the simulated bank: pending (not handed over yet) and "
+              "processing (awaiting its answer).", lambda: bank_schedule.backlog(db), labels=("status",)),
+        Gauge("gateway_bank_overdue_seconds", "How late the bank schedule's most overdue payment is (0 when on time).",
+              lambda: bank_schedule.overdue_seconds(db)),
+    ]
+
+
+run_loops_in_worker(app, "payments", make_loops, make_gauges)

@@ -5,11 +5,10 @@ from __future__ import annotations
 import os
 import threading
 
-import psycopg2
+import psycopg
 from gateway_common.db import Database
 
 from payments import repository
-from payments.autocommit import single_statement
 from payments.models import Instrument, Payment
 
 
@@ -85,9 +84,9 @@ class PaymentWriter:
 
     def _write(self, batch: list[_PendingInsert]) -> None:
         try:
-            with single_statement(self.db) as tx:
+            with self.db.autocommit() as tx:
                 repository.insert_payments(tx, [item.new for item in batch])
-        except (psycopg2.DataError, psycopg2.IntegrityError) as error:
+        except (psycopg.DataError, psycopg.IntegrityError) as error:
             # The statement failed, so nothing of the batch was written: find whose data it was.
             if len(batch) == 1:
                 batch[0].error = error

@@ -332,8 +332,8 @@ def test_public_payment_key_must_belong_to_the_orders_merchant(client, headers, 
     order = new_order(client, headers)
     body = {"order_id": order["id"], "method": "upi", "vpa": "a@b"}
     before = count_rows(admin_conn)
-    assert client.post("/api/v1/payments/public", json=body).status_code == 401
     assert client.post("/api/v1/payments/public", json=body, headers={"X-Api-Key": "key_nope"}).status_code == 401
+    assert client.post("/api/v1/payments/public", json={**body, "key": "key_nope"}).status_code == 401
     foreign = client.post("/api/v1/payments/public", json=body, headers={"X-Api-Key": "key_test_other0001"})
     assert foreign.status_code == 404
     short = client.post(
@@ -349,6 +349,29 @@ def test_public_payment_key_must_belong_to_the_orders_merchant(client, headers, 
     assert spoofed.status_code == 404
     assert count_rows(admin_conn) == before
     assert client.get("/api/v1/payments/pay_doesnotexist0000/public").status_code == 404
+
+
+def test_public_payment_with_only_the_order_id_is_for_the_orders_merchant(client, headers, other_headers, admin_conn):
+    order = new_order(client, other_headers, amount=700)
+    response = client.post("/api/v1/payments/public", json={"order_id": order["id"], "method": "upi", "vpa": "a@b"})
+    assert response.status_code == 201, response.get_json()
+    body = response.get_json()
+    assert (body["merchant_id"], body["order_id"], body["amount"]) == (other_headers["X-Merchant-Id"], order["id"], 700)
+    assert client.get(f"/api/v1/payments/{body['id']}", headers=other_headers).status_code == 200
+    assert client.get(f"/api/v1/payments/{body['id']}", headers=headers).status_code == 404
+    # An order that does not exist (or a malformed id, or none) names no merchant: 404, nothing written.
+    before = count_rows(admin_conn)
+    for bad in ("order_doesnotexist0000", "order_x", 12, None):
+        refused = client.post("/api/v1/payments/public", json={"order_id": bad, "method": "upi", "vpa": "a@b"})
+        assert refused.status_code in (400, 404), refused.get_json()
+        assert refused.get_json()["error"]["code"] in ("BAD_REQUEST_ERROR", "NOT_FOUND_ERROR")
+    unknown = client.post(
+        "/api/v1/payments/public",
+        json={"order_id": "order_doesnotexist0000", "method": "upi", "vpa": "a@b"},
+        headers={"Idempotency-Key": "only-order-unknown"},
+    )
+    assert unknown.status_code == 404 and unknown.get_json()["error"]["code"] == "NOT_FOUND_ERROR"
+    assert count_rows(admin_conn) == before
 
 
 def test_stats(client, drive_bank):
@@ -393,9 +416,35 @@ def test_jobs_status_is_not_found_outside_test_mode(service_env):
     from dataclasses import replace
 
     from gateway_common.config import Settings
+    from gateway_common.db import PoolSettings
     from payments import create_app
 
-    app = create_app(replace(Settings.from_env("payments"), test_mode=False, db_pool_max=2))
+    app = create_app(replace(Settings.from_env("payments"), test_mode=False, db_pool=PoolSettings(max_size=2)))
     response = app.test_client().get("/api/v1/test/jobs/status")
     assert response.status_code == 404
     assert response.get_json()["error"]["code"] == "NOT_FOUND_ERROR"
+
+
+def test_public_payment_carries_razorpay_signature_once_successful(app, client, headers, other_headers, admin_conn, drive_bank):
+    import hashlib
+    import hmac
+
+    box = app.extensions["secret_box"]
+    with admin_conn.cursor() as cur:
+        cur.execute("UPDATE auth.api_keys SET secret_encrypted = %s WHERE api_key = %s", (box.encrypt("secret_test_xyz789"), "key_test_abc123"))
+        # A key from before secrets were kept: no signature, nothing else changes.
+        cur.execute("UPDATE auth.api_keys SET secret_encrypted = NULL WHERE api_key = %s", ("key_test_other0001",))
+    order = new_order(client, headers)
+    payment = pay(client, headers, order_id=order["id"], method="upi", vpa="success@upi").get_json()
+    assert "razorpay_signature" not in client.get(f"/api/v1/payments/{payment['id']}/public").get_json()
+    other_order = new_order(client, other_headers)
+    other = pay(client, other_headers, order_id=other_order["id"], method="upi", vpa="success@upi").get_json()
+    failed = pay(client, headers, order_id=new_order(client, headers)["id"], method="upi", vpa="failure@upi").get_json()
+    drive_bank([payment["id"], other["id"], failed["id"]])
+    public = client.get(f"/api/v1/payments/{payment['id']}/public").get_json()
+    expected = hmac.new(b"secret_test_xyz789", f"{order['id']}|{payment['id']}".encode(), hashlib.sha256).hexdigest()
+    assert public["status"] == "success"
+    assert public["razorpay_signature"] == expected
+    other_public = client.get(f"/api/v1/payments/{other['id']}/public").get_json()
+    assert other_public["status"] == "success" and "razorpay_signature" not in other_public
+    assert "razorpay_signature" not in client.get(f"/api/v1/payments/{failed['id']}/public").get_json()

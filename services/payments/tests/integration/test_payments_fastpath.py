@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import pytest
 from payments.fastpath import FastPath
@@ -117,19 +118,19 @@ def test_post_for_an_order_and_with_idempotency_key(client, headers):
     assert again.get_data() == first.get_data()
 
 
-def test_the_prepared_lookup_is_prepared_again_and_keeps_answering(client, headers, monkeypatch):
-    from payments.autocommit import PreparedQuery
-
+def test_the_lookup_keeps_answering_when_its_connection_plans_again(app, client, headers, monkeypatch):
     created = client.post(
         "/api/v1/payments", json={"amount": 1000, "method": "upi", "vpa": "success@upi"}, headers=headers
     ).get_json()
     path = f"/api/v1/payments/{created['id']}"
     first = client.get(path, headers=headers)
-    # Every lookup now finds its plan too old: DEALLOCATE and PREPARE again, each time.
-    monkeypatch.setattr(PreparedQuery, "REPLAN_SECONDS", -1.0)
-    again = [client.get(path, headers=headers) for _ in range(3)]
+    # Connections (and the statements they prepared) now last no time: each lookup plans afresh.
+    db = app.extensions["db"]
+    db.close()
+    monkeypatch.setattr(db, "settings", replace(db.settings, max_lifetime=0.01))
+    again = [client.get(path, headers=headers) for _ in range(8)]
     assert first.status_code == 200
-    assert [r.status_code for r in again] == [200, 200, 200]
+    assert [r.status_code for r in again] == [200] * 8
     assert {r.get_json()["id"] for r in [first, *again]} == {created["id"]}
     assert client.get("/api/v1/payments/pay_0000000000000000", headers=headers).status_code == 404
 

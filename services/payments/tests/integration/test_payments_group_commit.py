@@ -7,9 +7,9 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
-import psycopg2
+import psycopg
 import pytest
-from gateway_common.db import Database
+from gateway_common.db import Database, PoolSettings
 from gateway_common.errors import ServiceUnavailableError
 from gateway_common.events import make_event
 from gateway_common.ids import new_id
@@ -24,7 +24,7 @@ UPI = {"amount": 1000, "currency": "INR", "method": "upi", "vpa": "group@upi"}
 @contextmanager
 def inserts_held(database_url: str) -> Iterator[None]:
     """Hold every INSERT into payments.payments until the block ends (a table lock in another session)."""
-    conn = psycopg2.connect(database_url)
+    conn = psycopg.connect(database_url)
     try:
         with conn.cursor() as cur:
             cur.execute("LOCK TABLE payments.payments IN SHARE ROW EXCLUSIVE MODE")
@@ -61,7 +61,7 @@ def blocked_insert_waiting(admin_conn) -> bool:
     with admin_conn.cursor() as cur:
         cur.execute(
             "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
-            "AND wait_event_type = 'Lock' AND query LIKE '%payments_insert_payments%'"
+            "AND wait_event_type = 'Lock' AND query LIKE 'INSERT INTO payments.payments %'"
         )
         return cur.fetchone()[0] > 0
 
@@ -118,7 +118,7 @@ def test_a_payment_the_database_refuses_fails_alone_in_its_batch(db, merchants, 
         wait_until(lambda: len(writer._queue) == 5, "the five payments wait for the write in flight")
     for t in first + threads:
         t.join(10)
-    assert isinstance(results[2], psycopg2.IntegrityError)
+    assert isinstance(results[2], psycopg.IntegrityError)
     assert [results[i] for i in (0, 1, 3, 4)] == [None] * 4
     with admin_conn.cursor() as cur:
         cur.execute("SELECT id FROM payments.payments WHERE id = ANY(%s)", ([p.id for p, _, _ in batch],))
@@ -140,7 +140,7 @@ def test_a_lone_payment_is_written_at_once_and_the_writer_is_free_again(db, merc
 
 
 def test_an_unreachable_database_is_the_answer_and_nothing_waits_forever(merchants):
-    unreachable = Database("postgresql://nobody@127.0.0.1:1/none", maxconn=2)
+    unreachable = Database("postgresql://nobody@127.0.0.1:1/none", pool=PoolSettings(max_size=2))
     with pytest.raises(ServiceUnavailableError):
         service.create_payment(unreachable, merchants["test"], UPI)
     # The failed write handed nothing on: the next one is tried (and fails) the same way.

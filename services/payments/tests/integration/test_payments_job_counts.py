@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import concurrent.futures
 
-import psycopg2
+import psycopg
 from payments import bank_schedule
 from payments.bank import BankConfig
 
@@ -46,7 +46,7 @@ def test_job_counts_follow_every_write_path(client, headers, db, admin_conn):
     bank_schedule.process_payments(db, CONFIG, [r.get_json()["id"] for r in created])
     assert _reported(client) == _scanned(admin_conn)
     # A rolled-back change leaves the counts as they were.
-    conn = psycopg2.connect(admin_conn.dsn)
+    conn = psycopg.connect(admin_conn.info.dsn)
     with conn.cursor() as cur:
         cur.execute("UPDATE payments.payments SET status = 'failed' WHERE status = 'success' AND NOT captured")
     conn.rollback()
@@ -55,7 +55,7 @@ def test_job_counts_follow_every_write_path(client, headers, db, admin_conn):
 
 
 def test_job_counts_do_not_read_the_payments_table(client, admin_conn):
-    conn = psycopg2.connect(admin_conn.dsn)
+    conn = psycopg.connect(admin_conn.info.dsn)
     pool = concurrent.futures.ThreadPoolExecutor(1)
     try:
         with conn.cursor() as cur:

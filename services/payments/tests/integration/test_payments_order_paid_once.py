@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import concurrent.futures
 
-import psycopg2
-import psycopg2.errors
+import psycopg
+import psycopg.errors
 import pytest
 from payments import bank_schedule
 from payments.bank import BankConfig
@@ -25,6 +25,18 @@ def _attempts(client, headers, order_id: str) -> list[str]:
         responses = list(pool.map(attempt, range(ATTEMPTS)))
     assert {r.status_code for r in responses} == {201}, [r.get_json() for r in responses]
     return [r.get_json()["id"] for r in responses]
+
+
+def _order_paid_events(admin_conn, order_id: str) -> list[tuple[str, str, str]]:
+    """The order.paid events written for an order: (order status, order id, paying payment id)."""
+    with admin_conn.cursor() as cur:
+        cur.execute(
+            "SELECT payload->'data'->'order'->>'status', payload->'data'->'order'->>'id', "
+            "payload->'data'->'payment'->>'id' FROM payments.outbox "
+            "WHERE event_type = 'order.paid' AND payload->'data'->'order'->>'id' = %s",
+            (order_id,),
+        )
+        return cur.fetchall()
 
 
 def _outcomes(admin_conn, order_id: str) -> list[tuple[str, str | None, int]]:
@@ -49,6 +61,11 @@ def test_concurrent_attempts_on_one_order_charge_it_once(client, headers, db, ad
     assert charged == order["amount"]
     assert sorted(code for status, code, _ in outcomes if status == "failed") == ["ORDER_ALREADY_PAID"] * (ATTEMPTS - 1)
     assert client.get(f"/api/v1/orders/{order['id']}", headers=headers).get_json()["status"] == "paid"
+    # One order.paid, in the transaction that paid it, naming the payment that did.
+    with admin_conn.cursor() as cur:
+        cur.execute("SELECT id FROM payments.payments WHERE order_ref = %s AND status = 'success'", (order["id"],))
+        (winner,) = cur.fetchone()
+    assert _order_paid_events(admin_conn, order["id"]) == [("paid", order["id"], winner)]
     # A new attempt on the paid order is refused and creates nothing.
     again = client.post("/api/v1/payments", json={"order_id": order["id"], "method": "upi", "vpa": "x@okaxis"}, headers=headers)
     assert again.status_code == 400 and again.get_json()["error"]["code"] == "BAD_REQUEST_ERROR"
@@ -70,6 +87,7 @@ def test_one_batch_holding_several_attempts_of_one_order_settles_one(client, hea
             (order["id"],),
         )
         assert cur.fetchone()[0] == ATTEMPTS - 1  # merchants hear why each one failed
+    assert len(_order_paid_events(admin_conn, order["id"])) == 1
 
 
 def test_the_database_refuses_a_second_success_for_an_order(client, headers, db, admin_conn):
@@ -78,7 +96,7 @@ def test_the_database_refuses_a_second_success_for_an_order(client, headers, db,
     bank_schedule.sweep_due(db, CONFIG, lambda ids, countdown: None)
     bank_schedule.process_payments(db, CONFIG, [first])
     # Whatever path a bug might take, the constraint stands behind the row lock.
-    with admin_conn.cursor() as cur, pytest.raises(psycopg2.errors.UniqueViolation):
+    with admin_conn.cursor() as cur, pytest.raises(psycopg.errors.UniqueViolation):
         cur.execute("UPDATE payments.payments SET status = 'success' WHERE id = %s", (second,))
 
 

@@ -18,8 +18,8 @@ NOW = datetime(2026, 1, 1, tzinfo=UTC)
         ("pending", "processing", True),
         ("processing", "success", True),
         ("processing", "failed", True),
-        ("pending", "success", False),
-        ("pending", "failed", False),
+        ("pending", "success", True),  # authenticated (3-D Secure), the bank decides at once
+        ("pending", "failed", True),  # authentication failed, cancelled or timed out
         ("success", "failed", False),
         ("failed", "success", False),
         ("success", "processing", False),
@@ -85,10 +85,29 @@ def test_only_uncaptured_successful_payments_are_capturable():
         (Method.CARD, None, "4000000000000002", ("failed", "CARD_DECLINED")),
         (Method.CARD, None, "4000000000009995", ("failed", "INSUFFICIENT_FUNDS")),
         (Method.CARD, None, "4111111111111111", (None, None)),
+        (Method.UPI, "success@razorpay", None, ("success", None)),
+        (Method.UPI, "Failure@Razorpay", None, ("failed", "PAYMENT_FAILED")),
+        (Method.UPI, "success@razorpay2", None, (None, None)),
+        (Method.CARD, None, "4000000000000069", ("failed", "EXPIRED_CARD")),
+        (Method.CARD, None, "4000000000000127", ("failed", "INCORRECT_CVC")),
+        (Method.CARD, None, "4000000000000119", ("failed", "PROCESSING_ERROR")),
+        (Method.CARD, None, "4000000000003220", ("success", None)),  # once its shopper has authenticated
     ],
 )
 def test_deterministic_instruments(method, vpa, number, expected):
     assert bank.preset_outcome(method, vpa=vpa, card_number=number) == expected
+
+
+@pytest.mark.parametrize("code", ["CARD_DECLINED", "INSUFFICIENT_FUNDS", "EXPIRED_CARD", "INCORRECT_CVC", "PROCESSING_ERROR"])
+def test_every_decline_card_fails_with_its_own_description(code):
+    decision = bank.decide(bank.BankConfig(test_mode=True), "pay_1", "card", "failed", code)
+    assert (decision.error_code, decision.error_description) == (code, bank.ERROR_DESCRIPTIONS[code])
+    assert code in bank.DECLINE_CARDS.values()
+
+
+def test_a_code_chosen_by_a_test_gets_the_general_description():
+    decision = bank.decide(bank.BankConfig(test_mode=True), "pay_1", "upi", "failed", "DO_NOT_HONOUR")
+    assert (decision.error_code, decision.error_description) == ("DO_NOT_HONOUR", bank.ERROR_DESCRIPTIONS["PAYMENT_FAILED"])
 
 
 def test_instruments_win_over_test_mode_outcome():
@@ -140,3 +159,46 @@ def test_one_success_per_order_keeps_the_first_success_of_an_unpaid_order():
     # order_c was already paid; bank declines stay what the bank said.
     assert settled == [ok, ORDER_ALREADY_PAID, ok, ok, declined, ORDER_ALREADY_PAID, declined]
     assert ORDER_ALREADY_PAID.status == PaymentStatus.FAILED and ORDER_ALREADY_PAID.error_code == "ORDER_ALREADY_PAID"
+
+
+# ---------------------------------------------------------------- 3-D Secure
+
+
+@pytest.mark.parametrize(
+    ("otp", "status", "code"),
+    [
+        ("1234", "passed", None),
+        ("0000", "failed", "AUTHENTICATION_FAILED"),
+        ("12345", "failed", "AUTHENTICATION_FAILED"),
+        ("1234 ", "failed", "AUTHENTICATION_FAILED"),
+        ("١٢٣٤", "failed", "AUTHENTICATION_FAILED"),  # Arabic-Indic digits are not the OTP
+        (None, "cancelled", "AUTHENTICATION_CANCELLED"),
+    ],
+)
+def test_the_mock_bank_judges_the_shoppers_answer(otp, status, code):
+    judged, decision = bank.judge_authentication(otp)
+    assert judged == status
+    if code is None:
+        assert decision is None  # the bank decides a passed payment as any other
+    else:
+        assert (decision.status, decision.error_code, decision.error_description) == (
+            PaymentStatus.FAILED, code, bank.ERROR_DESCRIPTIONS[code],
+        )
+
+
+def test_only_the_authentication_card_needs_authentication():
+    assert bank.AUTHENTICATION_CARDS == {"4000000000003220"}
+    assert not bank.AUTHENTICATION_CARDS & set(bank.DECLINE_CARDS)
+    assert bank.AUTHENTICATION_WINDOW.total_seconds() == 15 * 60
+
+
+def test_a_payment_shows_authentication_only_when_it_needed_it():
+    from payments.schemas import payment_body, public_payment_body
+
+    plain = _payment()
+    assert plain.authentication is None and not plain.authentication_required
+    assert "authentication" not in payment_body(plain) and "authentication" not in public_payment_body(plain)
+    waiting = _payment(status="pending", auth_status="pending", auth_expires_at=datetime(2026, 1, 1, 0, 15, tzinfo=UTC))
+    expected = {"required": True, "status": "pending", "expires_at": "2026-01-01T00:15:00Z"}
+    assert payment_body(waiting)["authentication"] == expected
+    assert public_payment_body(waiting)["authentication"] == expected

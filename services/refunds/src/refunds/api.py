@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from flask import current_app
+from flask import current_app, request
 from flask.views import MethodView
 from gateway_common.db import Database
-from gateway_common.http import Blueprint, current_merchant, once_per_key
-from gateway_common.schemas import ErrorEnvelopeSchema, PageQuerySchema
+from gateway_common.http import Blueprint, current_merchant, once_per_key, read_test_controls
+from gateway_common.http.controls import DELAY_PARAMETER
+from gateway_common.pagination import ListQuerySchema
+from gateway_common.schemas import ErrorEnvelopeSchema
 
 from refunds import models, service
 from refunds.models import Refund
@@ -19,10 +21,6 @@ def _db() -> Database:
     return current_app.extensions["db"]
 
 
-def _page(items: list[Refund], total: int, query: dict) -> dict:
-    return {"data": items, "total": total, "limit": query["limit"], "offset": query["offset"]}
-
-
 @blp.route("/payments/<string:payment_id>/refunds")
 class PaymentRefunds(MethodView):
     @once_per_key("refunds")
@@ -30,7 +28,7 @@ class PaymentRefunds(MethodView):
     @blp.response(201, RefundSchema)
     @blp.alt_response(400, schema=ErrorEnvelopeSchema, description="Bad amount, payment not successful, or over-refund")
     @blp.alt_response(404, schema=ErrorEnvelopeSchema, description="Unknown payment (or another merchant's)")
-    @blp.doc(parameters=[{"in": "header", "name": "Idempotency-Key", "schema": {"type": "string"}}])
+    @blp.doc(parameters=[{"in": "header", "name": "Idempotency-Key", "schema": {"type": "string"}}, DELAY_PARAMETER])
     def post(self, body: dict, payment_id: str) -> Refund:
         """Refund part or all of a successful payment.
 
@@ -38,29 +36,33 @@ class PaymentRefunds(MethodView):
         implicit full refund. Pending and processed refunds together never exceed the
         payment amount; a refund that does not fit answers 400 "Refund amount exceeds
         available amount". The refund is ``pending`` and becomes ``processed`` after
-        3-5 s (``TEST_PROCESSING_DELAY`` ms in test mode).
+        3-5 s (``TEST_PROCESSING_DELAY`` ms in test mode); in test mode the header
+        ``X-Test-Delay-Ms: 0..86400000`` sets this refund's delay (400 outside test mode).
         """
         settings = current_app.extensions["gateway_settings"]
-        delay = models.processing_delay_ms(settings.test_mode, settings.test_processing_delay_ms)
+        chosen = read_test_controls(request.headers.get, test_mode=settings.test_mode, outcome=False).delay_ms
+        delay = models.processing_delay_ms(settings.test_mode, settings.test_processing_delay_ms, chosen)
         return service.create_refund(_db(), current_merchant(), payment_id, body["amount"], body.get("reason"), delay)
 
-    @blp.arguments(PageQuerySchema, location="query")
+    @blp.arguments(ListQuerySchema, location="query")
     @blp.response(200, RefundListSchema)
+    @blp.alt_response(400, schema=ErrorEnvelopeSchema, description="Bad query, or a cursor that is not in the list")
     @blp.alt_response(404, schema=ErrorEnvelopeSchema, description="Unknown payment (or another merchant's)")
     def get(self, query: dict, payment_id: str) -> dict:
-        """List a payment's refunds, newest first."""
-        items, total = service.list_payment_refunds(_db(), current_merchant(), payment_id, query["limit"], query["offset"])
-        return _page(items, total, query)
+        """List a payment's refunds, newest first (`starting_after`/`ending_before`: a refund of this payment)."""
+        page = service.list_payment_refunds(_db(), current_merchant(), payment_id, query)
+        return page.body(page.items)
 
 
 @blp.route("/refunds")
 class Refunds(MethodView):
-    @blp.arguments(PageQuerySchema, location="query")
+    @blp.arguments(ListQuerySchema, location="query")
     @blp.response(200, RefundListSchema)
+    @blp.alt_response(400, schema=ErrorEnvelopeSchema, description="Bad query, or a cursor that is not in the list")
     def get(self, query: dict) -> dict:
-        """List the merchant's refunds, newest first."""
-        items, total = service.list_refunds(_db(), current_merchant(), query["limit"], query["offset"])
-        return _page(items, total, query)
+        """List the merchant's refunds, newest first (`starting_after`/`ending_before` page by refund id)."""
+        page = service.list_refunds(_db(), current_merchant(), query)
+        return page.body(page.items)
 
 
 @blp.route("/refunds/<string:refund_id>")

@@ -83,8 +83,10 @@ def ensure_available(amount: int, balance: Balance) -> None:
         raise RefundAmountExceededError()
 
 
-def processing_delay_ms(test_mode: bool, test_delay_ms: int) -> int:
-    """Return how long the simulated processor takes: the test delay, else 3-5 s."""
+def processing_delay_ms(test_mode: bool, test_delay_ms: int, chosen: int | None = None) -> int:
+    """Return how long the simulated processor takes: ``chosen`` (X-Test-Delay-Ms), the test delay, else 3-5 s."""
+    if chosen is not None:
+        return chosen
     if test_mode:
         return max(0, test_delay_ms)
     low, high = PROCESSING_DELAY_MS

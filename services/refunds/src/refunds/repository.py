@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from gateway_common.db import Transaction
+from gateway_common.pagination import Listing, Page, read_page
 
 from refunds.models import Balance, Payment, Refund, RefundStatus
 
@@ -24,6 +25,24 @@ def get_payment(tx: Transaction, payment_id: str, merchant_id: str) -> Payment |
     )
     row = tx.cursor.fetchone()
     return Payment(**row) if row else None
+
+
+def payment_currencies(tx: Transaction, merchant_id: str, payment_ids: list[str]) -> dict[str, str]:
+    """Return the currency of each of a merchant's payments (from the payments view)."""
+    if not payment_ids:
+        return {}
+    tx.cursor.execute(
+        "SELECT id, currency FROM payments.payments_for_refunds WHERE merchant_id = %s AND id = ANY(%s)",
+        (merchant_id, list(payment_ids)),
+    )
+    return {row["id"]: row["currency"] for row in tx.cursor.fetchall()}
+
+
+def refunded_total(tx: Transaction, payment_id: str) -> int:
+    """Return how much of a payment is refunded or being refunded (0 before its first refund)."""
+    tx.cursor.execute("SELECT refunded_total FROM refunds.payment_balances WHERE payment_id = %s", (payment_id,))
+    row = tx.cursor.fetchone()
+    return row["refunded_total"] if row else 0
 
 
 def ensure_balance(tx: Transaction, payment: Payment) -> None:
@@ -55,11 +74,12 @@ def add_to_balance(tx: Transaction, payment_id: str, amount: int) -> Balance | N
 def insert_refund(
     tx: Transaction, refund_id: str, payment: Payment, amount: int, reason: str | None, delay_ms: int
 ) -> Refund:
-    """Insert a pending refund due ``delay_ms`` from now."""
+    """Insert a pending refund due ``delay_ms`` from now on its merchant's clock."""
     tx.cursor.execute(
         "INSERT INTO refunds.refunds (id, payment_id, merchant_id, amount, reason, due_at, next_run_at) "  # noqa: S608
         "VALUES (%(id)s, %(payment_id)s, %(merchant_id)s, %(amount)s, %(reason)s, "
-        "now() + make_interval(secs => %(delay)s), now() + make_interval(secs => %(delay)s)) "
+        "auth.merchant_now(%(merchant_id)s) + make_interval(secs => %(delay)s), "
+        "auth.merchant_now(%(merchant_id)s) + make_interval(secs => %(delay)s)) "
         f"RETURNING {_REFUND_COLUMNS}",
         {
             "id": refund_id,
@@ -83,40 +103,63 @@ def get_refund(tx: Transaction, refund_id: str, merchant_id: str) -> Refund | No
     return _refund(row) if row else None
 
 
-def list_refunds(
-    tx: Transaction, merchant_id: str, limit: int, offset: int, payment_id: str | None = None
-) -> tuple[list[Refund], int]:
-    """Return a page of a merchant's refunds (optionally of one payment), newest first, and the total."""
-    where = "merchant_id = %(merchant_id)s"
+REFUNDS = Listing("refunds.refunds", _REFUND_COLUMNS, ("created_at", "id"), "refund")
+
+
+def list_refunds(tx: Transaction, merchant_id: str, query: dict, payment_id: str | None = None) -> Page:
+    """Return a page of a merchant's refunds (optionally of one payment), newest first.
+
+    Served by refunds_merchant_created_idx, or refunds_payment_created_idx for one payment.
+    """
+    scope = "merchant_id = %(merchant_id)s"
+    params = {"merchant_id": merchant_id}
     if payment_id is not None:
-        where += " AND payment_id = %(payment_id)s"
-    params = {"merchant_id": merchant_id, "payment_id": payment_id, "limit": limit, "offset": offset}
-    tx.cursor.execute(f"SELECT count(*) AS total FROM refunds.refunds WHERE {where}", params)  # noqa: S608
-    total = tx.cursor.fetchone()["total"]
-    tx.cursor.execute(
-        f"SELECT {_REFUND_COLUMNS} FROM refunds.refunds WHERE {where} "  # noqa: S608 - fixed fragments only
-        "ORDER BY created_at DESC, id DESC LIMIT %(limit)s OFFSET %(offset)s",
-        params,
-    )
-    return [_refund(row) for row in tx.cursor.fetchall()], total
+        scope += " AND payment_id = %(payment_id)s"
+        params["payment_id"] = payment_id
+    for key, op in (("created_from", ">="), ("created_to", "<=")):
+        if query.get(key) is not None:
+            scope += f" AND created_at {op} %({key})s"
+            params[key] = query[key]
+    page = read_page(tx, REFUNDS, scope, params, query)
+    page.items = [_refund(row) for row in page.items]
+    return page
 
 
 def claim_due(tx: Transaction, limit: int, lease_seconds: float) -> list[str]:
-    """Lease due pending refunds (skipping rows others hold) and return their ids."""
+    """Lease refunds due on their merchant's clock (skipping rows others hold) and return their ids.
+
+    Merchants on real time are found through refunds_due_idx; the few with a test clock
+    (auth.merchant_clocks) through refunds_merchant_due_idx, each against its own offset.
+    """
     tx.cursor.execute(
-        "UPDATE refunds.refunds SET next_run_at = now() + make_interval(secs => %s) "
-        "WHERE id IN (SELECT id FROM refunds.refunds WHERE next_run_at <= now() "
-        "ORDER BY next_run_at LIMIT %s FOR UPDATE SKIP LOCKED) RETURNING id",
-        (lease_seconds, limit),
+        "WITH on_time AS (SELECT id FROM refunds.refunds WHERE next_run_at <= now() "
+        "  ORDER BY next_run_at LIMIT %(limit)s FOR UPDATE SKIP LOCKED), "
+        "clocked AS (SELECT r.id FROM auth.merchant_clocks c JOIN refunds.refunds r ON r.merchant_id = c.merchant_id "
+        "  WHERE r.next_run_at <= now() + c.offset_seconds * interval '1 second' "
+        "  ORDER BY r.next_run_at LIMIT %(limit)s FOR UPDATE OF r SKIP LOCKED) "
+        "UPDATE refunds.refunds SET next_run_at = auth.merchant_now(merchant_id) + make_interval(secs => %(lease)s) "
+        "WHERE id = ANY(ARRAY(SELECT id FROM on_time UNION SELECT id FROM clocked)) RETURNING id",
+        {"limit": limit, "lease": lease_seconds},
     )
     return [row["id"] for row in tx.cursor.fetchall()]
+
+
+def backlog(tx: Transaction) -> tuple[int, float]:
+    """Pending refunds, and how far past its ``next_run_at`` the most overdue one is (0 when none is late)."""
+    tx.cursor.execute(
+        "SELECT count(*) AS n, GREATEST(extract(epoch FROM now() - min(next_run_at)), 0)::float8 AS late "
+        "FROM refunds.refunds WHERE next_run_at IS NOT NULL"
+    )
+    row = tx.cursor.fetchone()
+    return int(row["n"]), float(row["late"] or 0.0)
 
 
 def lock_due_pending(tx: Transaction, refund_ids: list[str]) -> list[Refund]:
     """Lock those of ``refund_ids`` that are pending and due; skip rows another worker holds."""
     tx.cursor.execute(
         f"SELECT {_REFUND_COLUMNS} FROM refunds.refunds "  # noqa: S608
-        "WHERE id = ANY(%s) AND status = 'pending' AND due_at <= now() ORDER BY id FOR UPDATE SKIP LOCKED",
+        "WHERE id = ANY(%s) AND status = 'pending' AND due_at <= auth.merchant_now(merchant_id) "
+        "ORDER BY id FOR UPDATE SKIP LOCKED",
         (refund_ids,),
     )
     return [_refund(row) for row in tx.cursor.fetchall()]

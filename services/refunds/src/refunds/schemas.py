@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from gateway_common.pagination import ListPageSchema
 from gateway_common.schemas import RequestSchema, amount_field
 from gateway_common.timeutil import iso
 from marshmallow import Schema, ValidationError, fields, validate
@@ -46,11 +47,8 @@ class RefundSchema(Schema):
     processed_at = UtcDateTime(allow_none=True)
 
 
-class RefundListSchema(Schema):
+class RefundListSchema(ListPageSchema):
     data = fields.List(fields.Nested(RefundSchema), required=True)
-    total = fields.Integer(required=True)
-    limit = fields.Integer(required=True)
-    offset = fields.Integer(required=True)
 
 
 _refund_schema = RefundSchema()

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-import psycopg2.errors
-from gateway_common.db import Database
+import psycopg.errors
+from gateway_common.db import Database, Transaction
 from gateway_common.events import Outbox
 from gateway_common.ids import is_id, new_id
+from gateway_common.pagination import Page
 
 from refunds import models, repository
 from refunds.errors import PaymentNotFoundError, RefundAmountExceededError, RefundNotFoundError
@@ -21,6 +22,14 @@ CLAIM_BATCH = 500
 TASK_BATCH = 100
 
 
+def _refundable_payment(tx: Transaction, merchant_id: str, payment_id: str) -> models.Payment:
+    payment = repository.get_payment(tx, payment_id, merchant_id)
+    if payment is None:
+        raise PaymentNotFoundError()
+    models.ensure_refundable(payment)
+    return payment
+
+
 def create_refund(
     db: Database, merchant_id: str, payment_id: str, amount: int, reason: str | None, delay_ms: int
 ) -> Refund:
@@ -28,10 +37,7 @@ def create_refund(
     if not is_id(payment_id, "pay_"):
         raise PaymentNotFoundError()
     with db.transaction() as tx:
-        payment = repository.get_payment(tx, payment_id, merchant_id)
-        if payment is None:
-            raise PaymentNotFoundError()
-        models.ensure_refundable(payment)
+        payment = _refundable_payment(tx, merchant_id, payment_id)
         # Refuse at once what could never fit, without touching the balance row.
         models.ensure_available(amount, Balance(payment.id, payment.amount, 0))
         repository.ensure_balance(tx, payment)
@@ -41,7 +47,7 @@ def create_refund(
         # processes. It is taken last, so it is held only for this update and the commit.
         try:
             balance = repository.add_to_balance(tx, payment.id, amount)
-        except psycopg2.errors.CheckViolation as exc:
+        except psycopg.errors.CheckViolation as exc:
             raise RefundAmountExceededError() from exc
         if balance is None:
             raise RefundAmountExceededError()
@@ -59,22 +65,35 @@ def get_refund(db: Database, merchant_id: str, refund_id: str) -> Refund:
     return refund
 
 
-def list_refunds(db: Database, merchant_id: str, limit: int, offset: int) -> tuple[list[Refund], int]:
-    """Return a page of the merchant's refunds, newest first, and the total."""
+def list_refunds(db: Database, merchant_id: str, query: dict) -> Page:
+    """Return a page of the merchant's refunds, newest first (offset or a cursor)."""
     with db.transaction() as tx:
-        return repository.list_refunds(tx, merchant_id, limit, offset)
+        return repository.list_refunds(tx, merchant_id, query)
 
 
-def list_payment_refunds(
-    db: Database, merchant_id: str, payment_id: str, limit: int, offset: int
-) -> tuple[list[Refund], int]:
-    """Return a page of one of the merchant's payments' refunds, newest first, and the total."""
+def refundable_amount(db: Database, merchant_id: str, payment_id: str) -> int:
+    """Return what is still refundable of one of the merchant's successful payments."""
+    if not is_id(payment_id, "pay_"):
+        raise PaymentNotFoundError()
+    with db.transaction() as tx:
+        payment = _refundable_payment(tx, merchant_id, payment_id)
+        return payment.amount - repository.refunded_total(tx, payment_id)
+
+
+def payment_currencies(db: Database, merchant_id: str, payment_ids: list[str]) -> dict[str, str]:
+    """Return the currency of each of the merchant's payments."""
+    with db.transaction() as tx:
+        return repository.payment_currencies(tx, merchant_id, payment_ids)
+
+
+def list_payment_refunds(db: Database, merchant_id: str, payment_id: str, query: dict) -> Page:
+    """Return a page of one of the merchant's payments' refunds, newest first (offset or a cursor)."""
     if not is_id(payment_id, "pay_"):
         raise PaymentNotFoundError()
     with db.transaction() as tx:
         if repository.get_payment(tx, payment_id, merchant_id) is None:
             raise PaymentNotFoundError()
-        return repository.list_refunds(tx, merchant_id, limit, offset, payment_id=payment_id)
+        return repository.list_refunds(tx, merchant_id, query, payment_id=payment_id)
 
 
 def process_refunds(db: Database, refund_ids: list[str]) -> int:
@@ -111,3 +130,9 @@ def sweep_due_refunds(
             chunk = ids[start : start + batch]
             tx.on_commit(lambda chunk=chunk: dispatch(chunk))
     return len(ids)
+
+
+def refund_backlog(db: Database) -> tuple[int, float]:
+    """Refunds still pending, and how late the most overdue one is in seconds (0 when none is)."""
+    with db.autocommit() as tx:
+        return repository.backlog(tx)

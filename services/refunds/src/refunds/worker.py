@@ -7,10 +7,11 @@ that claims due refunds, the outbox relay, the idempotency-key pruner and the he
 from __future__ import annotations
 
 from gateway_common.config import env_int
-from gateway_common.events import Relay, Route
+from gateway_common.events import Relay, Route, outbox_lag_gauge
 from gateway_common.idempotency import pruner_loop
 from gateway_common.loops import Loop
-from gateway_common.workers import heartbeat_loop, make_celery, run_loops_in_worker
+from gateway_common.metrics import Gauge
+from gateway_common.workers import heartbeat_loop, make_celery, run_loops_in_worker, worker_gauges
 
 from refunds import runtime, service
 from refunds.tasks import PROCESS_TASK, QUEUE
@@ -45,4 +46,16 @@ def make_loops() -> list[Loop]:
     ]
 
 
-run_loops_in_worker(app, "refunds", make_loops)
+def make_gauges() -> list[Gauge]:
+    """The gauges this worker reports when scraped (docs/metrics.md)."""
+    db = runtime.database()
+    return [
+        *worker_gauges(db, runtime.redis_client(), runtime.settings().pubsub_prefix, QUEUE),
+        outbox_lag_gauge(db, "refunds"),
+        Gauge("gateway_refund_backlog", "Refunds still pending.", lambda: service.refund_backlog(db)[0]),
+        Gauge("gateway_refund_overdue_seconds", "How late the most overdue pending refund is (0 when on time).",
+              lambda: service.refund_backlog(db)[1]),
+    ]
+
+
+run_loops_in_worker(app, "refunds", make_loops, make_gauges)

@@ -6,13 +6,14 @@ import dataclasses
 import uuid
 from collections.abc import Callable, Iterator
 
-import psycopg2
-import psycopg2.extras
+import psycopg
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 from gateway_common.config import Settings
+from gateway_common.db import PoolSettings
 from gateway_common.ids import new_id
+from psycopg.rows import dict_row
 from refunds import create_app
 
 GATEWAY_SECRET = "test-gateway-secret"
@@ -22,7 +23,7 @@ GATEWAY_SECRET = "test-gateway-secret"
 def settings(service_env: dict[str, str]) -> Settings:
     """Settings of the refunds service on the throwaway database; refunds are due at once."""
     # Enough pooled connections for the concurrency tests' threads.
-    return dataclasses.replace(Settings.from_env("refunds"), db_pool_max=32, test_processing_delay_ms=0)
+    return dataclasses.replace(Settings.from_env("refunds"), db_pool=PoolSettings(max_size=32), test_processing_delay_ms=0)
 
 
 @pytest.fixture(scope="session")
@@ -38,9 +39,9 @@ def client(app: Flask) -> FlaskClient:
 
 
 @pytest.fixture(scope="session")
-def admin(database_url: str) -> Iterator[psycopg2.extensions.connection]:
+def admin(database_url: str) -> Iterator[psycopg.Connection]:
     """A superuser connection (autocommit) for arranging payments and inspecting rows."""
-    conn = psycopg2.connect(database_url, cursor_factory=psycopg2.extras.RealDictCursor)
+    conn = psycopg.connect(database_url, row_factory=dict_row)
     conn.autocommit = True
     yield conn
     conn.close()
@@ -67,7 +68,7 @@ def other_headers() -> dict[str, str]:
 
 
 @pytest.fixture
-def make_payment(admin: psycopg2.extensions.connection, merchant: str) -> Callable[..., str]:
+def make_payment(admin: psycopg.Connection, merchant: str) -> Callable[..., str]:
     """Insert a payment row as the payments service would have it; return its id."""
 
     def make(amount: int = 10_000, status: str = "success", merchant_id: str | None = None) -> str:

@@ -19,11 +19,12 @@ from werkzeug.test import TestResponse
 # fire THREADS refund requests at once and print their status codes as JSON.
 BURST = r"""
 import dataclasses, json, sys, threading, time
+from gateway_common.db import PoolSettings
 from gateway_common.config import Settings
 from refunds import create_app
 
 payment_id, merchant_id, amount, threads = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
-app = create_app(dataclasses.replace(Settings.from_env("refunds"), db_pool_max=threads, test_processing_delay_ms=0))
+app = create_app(dataclasses.replace(Settings.from_env("refunds"), db_pool=PoolSettings(max_size=threads), test_processing_delay_ms=0))
 headers = {"X-Merchant-Id": merchant_id, "X-Gateway-Secret": "test-gateway-secret"}
 app.extensions["db"].ping()
 barrier = threading.Barrier(threads)

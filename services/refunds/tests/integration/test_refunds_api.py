@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections.abc import Callable
 
-import psycopg2
+import psycopg
 import pytest
 from flask.testing import FlaskClient
+from gateway_common.db import PoolSettings
+from refunds import create_app
 
 ISO = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z$")
 REFUND_FIELDS = {"id", "payment_id", "merchant_id", "amount", "reason", "status", "created_at", "processed_at"}
@@ -189,9 +192,10 @@ def test_lists_are_paginated_newest_first(
     assert [r["id"] for r in everything["data"]] == [r["id"] for r in reversed(created)]
 
     page = client.get("/api/v1/refunds?limit=1&offset=1", headers=headers).get_json()
-    assert page == {"data": [everything["data"][1]], "total": 3, "limit": 1, "offset": 1}
+    assert page == {"data": [everything["data"][1]], "total": 3, "total_is_estimate": False, "has_more": True,
+                    "limit": 1, "offset": 1}
     beyond = client.get("/api/v1/refunds?limit=5&offset=10", headers=headers).get_json()
-    assert beyond == {"data": [], "total": 3, "limit": 5, "offset": 10}
+    assert beyond == {"data": [], "total": 3, "total_is_estimate": False, "has_more": False, "limit": 5, "offset": 10}
 
     of_first = client.get(f"/api/v1/payments/{first}/refunds", headers=headers).get_json()
     assert of_first["total"] == 2
@@ -200,6 +204,30 @@ def test_lists_are_paginated_newest_first(
     for query in ("limit=0", "limit=101", "offset=-1", "limit=abc"):
         _error(client.get(f"/api/v1/refunds?{query}", headers=headers), 400, "BAD_REQUEST_ERROR")
         _error(client.get(f"/api/v1/payments/{first}/refunds?{query}", headers=headers), 400, "BAD_REQUEST_ERROR")
+
+    # Cursors: forward and back through the merchant's refunds and through one payment's.
+    ids = [r["id"] for r in everything["data"]]
+    after = client.get(f"/api/v1/refunds?limit=1&starting_after={ids[0]}", headers=headers).get_json()
+    assert ([r["id"] for r in after["data"]], after["has_more"], after["total"]) == ([ids[1]], True, 3)
+    before = client.get(f"/api/v1/refunds?limit=5&ending_before={ids[2]}", headers=headers).get_json()
+    assert ([r["id"] for r in before["data"]], before["has_more"]) == (ids[:2], False)
+    of_first_after = client.get(
+        f"/api/v1/payments/{first}/refunds?starting_after={created[2]['id']}", headers=headers
+    ).get_json()
+    assert [r["id"] for r in of_first_after["data"]] == [created[0]["id"]]
+    # A refund of another payment is not in this payment's list; another merchant's refund is not in
+    # the merchant's: both answer exactly like an unknown id.
+    theirs = client.get("/api/v1/refunds", headers=other_headers).get_json()["data"][0]["id"]
+    unknown = "rfnd_AAAAAAAAAAAAAAAA"
+    for url, cursor in ((f"/api/v1/payments/{first}/refunds", created[1]["id"]), ("/api/v1/refunds", theirs),
+                        (f"/api/v1/payments/{first}/refunds", theirs)):
+        for name in ("starting_after", "ending_before"):
+            response = client.get(f"{url}?{name}={cursor}", headers=headers)
+            _error(response, 400, "BAD_REQUEST_ERROR")
+            assert response.get_json() == client.get(f"{url}?{name}={unknown}", headers=headers).get_json()
+            assert cursor not in response.get_data(as_text=True)
+    _error(client.get(f"/api/v1/refunds?starting_after={ids[0]}&ending_before={ids[1]}", headers=headers), 400,
+           "BAD_REQUEST_ERROR")
 
 
 def test_idempotency_key_creates_one_refund(
@@ -244,7 +272,7 @@ def test_an_over_refund_answer_is_replayed_with_its_key(
 def test_the_balance_check_constraint_backs_the_rule(admin, make_payment: Callable[..., str], client, headers) -> None:
     payment_id = make_payment(1_000)
     client.post(f"/api/v1/payments/{payment_id}/refunds", json={"amount": 600}, headers=headers)
-    with admin.cursor() as cur, pytest.raises(psycopg2.errors.CheckViolation):
+    with admin.cursor() as cur, pytest.raises(psycopg.errors.CheckViolation):
         cur.execute(
             "UPDATE refunds.payment_balances SET refunded_total = refunded_total + 600 WHERE payment_id = %s",
             (payment_id,),
@@ -284,3 +312,52 @@ def test_hostile_bodies_are_a_400_envelope_and_store_nothing(client, admin, head
         assert cur.fetchone()["n"] == before
         cur.execute("SELECT count(*) AS n FROM refunds.idempotency_keys WHERE key = %s", (f"hostile-{payment_id}",))
         assert cur.fetchone()["n"] == 0
+
+
+def test_the_delay_header_sets_this_refunds_delay(client, headers, make_payment, admin) -> None:
+    payment_id = make_payment()
+    slow = client.post(
+        f"/api/v1/payments/{payment_id}/refunds", json={"amount": 100}, headers={**headers, "X-Test-Delay-Ms": "90000"}
+    )
+    plain = client.post(f"/api/v1/payments/{payment_id}/refunds", json={"amount": 100}, headers=headers)
+    assert slow.status_code == plain.status_code == 201
+    with admin.cursor() as cur:
+        cur.execute(
+            "SELECT id, extract(epoch FROM due_at - created_at) AS wait FROM refunds.refunds WHERE id = ANY(%s)",
+            ([slow.get_json()["id"], plain.get_json()["id"]],),
+        )
+        waits = {row["id"]: round(row["wait"]) for row in cur.fetchall()}
+    # The app's configured delay is 0 (settings fixture); the header asked for 90 s.
+    assert waits == {slow.get_json()["id"]: 90, plain.get_json()["id"]: 0}
+
+
+@pytest.mark.parametrize(
+    ("sent", "description"),
+    [
+        ({"X-Test-Delay-Ms": "-1"}, "X-Test-Delay-Ms must be"),
+        ({"X-Test-Delay-Ms": "86400001"}, "X-Test-Delay-Ms must be"),
+        ({"X-Test-Outcome": "success"}, "X-Test-Outcome applies to payments only"),
+    ],
+)
+def test_bad_refund_controls_are_400_and_refund_nothing(client, headers, make_payment, admin, sent, description) -> None:
+    payment_id = make_payment()
+    response = client.post(f"/api/v1/payments/{payment_id}/refunds", json={"amount": 100}, headers={**headers, **sent})
+    assert _error(response, 400, "BAD_REQUEST_ERROR").startswith(description)
+    with admin.cursor() as cur:
+        cur.execute("SELECT count(*) AS n FROM refunds.refunds WHERE payment_id = %s", (payment_id,))
+        assert cur.fetchone()["n"] == 0
+
+
+def test_refund_delay_is_refused_outside_test_mode(settings, headers, make_payment, admin) -> None:
+    app = create_app(dataclasses.replace(settings, test_mode=False, db_pool=PoolSettings(max_size=2)))
+    try:
+        payment_id = make_payment()
+        response = app.test_client().post(
+            f"/api/v1/payments/{payment_id}/refunds", json={"amount": 100}, headers={**headers, "X-Test-Delay-Ms": "0"}
+        )
+        assert _error(response, 400, "BAD_REQUEST_ERROR") == "Test controls are off"
+        with admin.cursor() as cur:
+            cur.execute("SELECT count(*) AS n FROM refunds.refunds WHERE payment_id = %s", (payment_id,))
+            assert cur.fetchone()["n"] == 0
+    finally:
+        app.extensions["db"].close()

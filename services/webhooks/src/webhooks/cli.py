@@ -9,7 +9,7 @@ import argparse
 import sys
 
 from gateway_common.config import Settings
-from gateway_common.db import Database
+from gateway_common.db import Database, PoolSettings
 
 from webhooks import service
 
@@ -21,7 +21,7 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("seed", help="give the documented test merchant its webhook secret if missing")
     parser.parse_args(argv)
     settings = Settings.from_env("webhooks")
-    db = Database(settings.service_database_url, maxconn=1, application_name="webhooks-cli")
+    db = Database(settings.service_database_url, pool=PoolSettings(max_size=1), application_name="webhooks-cli")
     created = service.seed_test_merchant(db)
     print("webhooks: test merchant secret " + ("created" if created else "already present"))
     db.close()

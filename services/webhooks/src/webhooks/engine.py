@@ -4,9 +4,9 @@
            --(recorder: one transaction per batch)--> PostgreSQL
 
 Every attempt is one HTTP POST on a sender thread; up to ``per_host`` attempts to the same
-host run at once (a merchant's deliveries do not wait behind each other, yet one merchant is
-not flooded with connections, and a slow endpoint holds at most ``per_host`` senders while
-the others serve everyone else). The lease takeover and the outcomes are written for many
+endpoint run at once (a merchant's deliveries do not wait behind each other, yet one endpoint is
+not flooded with connections, and a slow or dead endpoint holds at most ``per_host`` senders,
+each for at most the attempt's 5 s deadline, while the others serve everyone else). The lease takeover and the outcomes are written for many
 deliveries per round trip. Nothing here is durable: a claim lost with the process comes back
 to the sweeper when its lease runs out.
 """
@@ -19,9 +19,9 @@ import queue
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from urllib.parse import urlsplit
 
 from gateway_common.db import Database
+from prometheus_client import Counter
 
 from webhooks import sender, service
 from webhooks.config import WebhookConfig
@@ -30,6 +30,28 @@ from webhooks.models import AttemptResult, Claim, Job
 log = logging.getLogger(__name__)
 
 BATCH = 200
+
+ATTEMPTS = Counter("gateway_webhook_attempts", "Webhook delivery attempts by outcome: delivered (2xx), http_error (another "
+                   "status), timeout, connection_error, refused (destination not allowed) or other.", ["outcome"])
+OUTCOMES = ("delivered", "http_error", "timeout", "connection_error", "refused", "other")
+for _outcome in OUTCOMES:
+    ATTEMPTS.labels(_outcome)  # every outcome is reported, at 0 until it happens
+
+
+def attempt_outcome(result: AttemptResult) -> str:
+    """Name an attempt's outcome for ``gateway_webhook_attempts_total`` (from the sender's result and error texts)."""
+    if result.ok:
+        return "delivered"
+    if result.response_code:
+        return "http_error"
+    error = result.error or ""
+    if error.startswith("timed out"):
+        return "timeout"
+    if error.startswith("connection failed"):
+        return "connection_error"
+    if error == sender.NOT_ALLOWED:
+        return "refused"
+    return "other"
 
 
 def _drain(source: queue.SimpleQueue, first: object, limit: int) -> list:
@@ -115,7 +137,7 @@ class DeliveryEngine:
                 self._schedule(job, started)
 
     def _schedule(self, job: Job, started: float) -> None:
-        host = _host(job.url)
+        host = job.endpoint_id  # the in-flight cap is per endpoint (two merchants may share a host)
         with self._lock:
             if self._hosts.get(host, 0) < self.per_host:
                 self._hosts[host] = self._hosts.get(host, 0) + 1
@@ -149,6 +171,7 @@ class DeliveryEngine:
                 except Exception as exc:  # a bug in one attempt must not lose the others' outcomes
                     log.exception("attempt of %s failed unexpectedly", job.delivery_id)
                     result = AttemptResult(ok=False, error=f"internal error: {type(exc).__name__}")
+                ATTEMPTS.labels(attempt_outcome(result)).inc()
                 self._results.put((job, result))
             current = self._next_for(host)
 
@@ -164,9 +187,3 @@ class DeliveryEngine:
                     self._stop.wait(0.5 * (attempt + 1))
             self._add(-len(batch))
 
-
-def _host(url: str | None) -> str:
-    try:
-        return (urlsplit(url).netloc or "").lower() if url else ""
-    except ValueError:
-        return ""

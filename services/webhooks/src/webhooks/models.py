@@ -7,6 +7,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 
+from gateway_common import razorpay
+
 TEST_MERCHANT_ID = "550e8400-e29b-41d4-a716-446655440000"
 TEST_WEBHOOK_SECRET = "whsec_test_abc123"  # noqa: S105 - the documented test credential
 
@@ -18,10 +20,28 @@ RESPONSE_BODY_LIMIT = 1024
 TEST_EVENT = "webhook.test"
 
 
+# Events kept at least this long (API.md, Events).
+EVENT_RETENTION_DAYS = 30
+MAX_ENDPOINTS = 16
+WEBHOOK_ENDPOINT_DISABLED = "webhook_endpoint.disabled"
+
+
 class DeliveryStatus(StrEnum):
     PENDING = "pending"
     SUCCESS = "success"
     FAILED = "failed"
+    # Its endpoint was disabled (or deleted): recorded without an attempt, replayable once enabled.
+    DISABLED = "disabled"
+
+
+class EndpointStatus(StrEnum):
+    ENABLED = "enabled"
+    DISABLED = "disabled"
+
+
+class BodyFormat(StrEnum):
+    GATEWAY = "gateway"
+    RAZORPAY = "razorpay"
 
 
 @dataclass(frozen=True)
@@ -30,12 +50,76 @@ class Endpoint:
     merchant_id: str
     url: str | None
     secret: str
+    format: str = BodyFormat.GATEWAY
+    is_default: bool = True
+    enabled_events: tuple[str, ...] = ("*",)
+    description: str | None = None
+    status: EndpointStatus = EndpointStatus.ENABLED
+    disabled_reason: str | None = None
+    created_at: datetime | None = None
+
+    def subscribes_to(self, event_type: str) -> bool:
+        """Tell whether this endpoint wants events of ``event_type``."""
+        return any(type_matches(pattern, event_type) for pattern in self.enabled_events)
+
+
+@dataclass(frozen=True)
+class Event:
+    """A stored event: what the Events API, the stream and every delivery of it are made from."""
+
+    id: str
+    merchant_id: str
+    type: str
+    created_at: datetime
+    body: bytes
+
+    @property
+    def data(self) -> dict:
+        """The ``data`` of the webhook body."""
+        return json.loads(self.body)["data"]
+
+    def body_for(self, body_format: str) -> bytes | None:
+        """Return the body a delivery of this event sends in ``body_format``, or None if it has no such event.
+
+        The stored body is the gateway's format, sent byte for byte; Razorpay's is made from it.
+        """
+        if body_format != BodyFormat.RAZORPAY:
+            return self.body
+        return webhook_body({**json.loads(self.body), "merchant_id": self.merchant_id}, body_format)
+
+
+@dataclass(frozen=True)
+class EventDelivery:
+    """One endpoint's delivery of an event, as ``GET /events/{id}`` shows it."""
+
+    id: str
+    endpoint_id: str
+    status: DeliveryStatus
+    attempts: int
+    response_code: int | None
+    next_retry_at: datetime | None
+    last_error: str | None
+
+
+def type_matches(pattern: str, event_type: str) -> bool:
+    """Match an event type against ``*``, ``<category>.*`` or an exact type."""
+    if pattern == "*":
+        return True
+    if pattern.endswith(".*"):
+        return event_type.startswith(pattern[:-1])
+    return pattern == event_type
+
+
+def category_of(event_type: str) -> str:
+    """Return the part of an event type before its first dot (``payment`` for ``payment.success``)."""
+    return event_type.split(".", 1)[0]
 
 
 @dataclass(frozen=True)
 class Delivery:
     id: str
     merchant_id: str
+    endpoint_id: str
     event_id: str
     event_type: str
     payment_id: str | None
@@ -70,12 +154,16 @@ class Job:
     """What one attempt needs: the frozen body and the endpoint's current URL and secret."""
 
     delivery_id: str
+    endpoint_id: str
     event_id: str
     body: bytes
     attempts: int
     url: str | None
     secret: str
     lease_token: str
+    # Standard Webhooks secrets that sign too (the current one, and the previous during a
+    # rotation); empty for a default endpoint, whose legacy secret signs the older headers only.
+    standard_secrets: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -105,9 +193,19 @@ def after_attempt(attempts_made: int, ok: bool, intervals: tuple[int, ...] = RET
     return Outcome(DeliveryStatus.PENDING, float(intervals[attempts_made]))
 
 
-def webhook_body(event: dict) -> bytes:
-    """Serialise the body merchants receive (the envelope without ``merchant_id``)."""
-    body = {"id": event["id"], "event": event["event"], "timestamp": event["timestamp"], "data": event["data"]}
+def webhook_body(event: dict, body_format: str = BodyFormat.GATEWAY) -> bytes | None:
+    """Serialise the body merchants receive, or None when the format has no such event.
+
+    The gateway's format is the envelope without ``merchant_id``; Razorpay's is its event envelope
+    with its event names (``payment.success`` is ``payment.authorized``; ``payment.created`` and
+    ``payment.pending`` have no Razorpay event and are not sent in that format).
+    """
+    if body_format == BodyFormat.RAZORPAY:
+        body = razorpay.webhook_event(event)
+        if body is None:
+            return None
+    else:
+        body = {"id": event["id"], "event": event["event"], "timestamp": event["timestamp"], "data": event["data"]}
     return json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode()
 
 

@@ -14,7 +14,7 @@ from gateway_common.reconcile import ReconcileConfig, Source
 
 from webhooks import repository, service
 from webhooks.config import WebhookConfig
-from webhooks.service import Dispatch
+from webhooks.service import Dispatch, Notify
 
 SOURCES = (
     Source("payments.payment_events", repository.NOT_RECEIVED),
@@ -28,10 +28,14 @@ KEEP_RECEIVED_SECONDS = 7200.0
 class Reconciler:
     """One step handles a batch of missed events from every source; returns how many it handled."""
 
-    def __init__(self, db: Database, cfg: WebhookConfig, dispatch: Dispatch, rc: ReconcileConfig | None = None) -> None:
+    def __init__(
+        self, db: Database, cfg: WebhookConfig, dispatch: Dispatch, rc: ReconcileConfig | None = None,
+        notify: Notify | None = None,
+    ) -> None:
         self.db = db
         self.cfg = cfg
         self.dispatch = dispatch
+        self.notify = notify
         self.events = reconcile.Reconciler(db, list(SOURCES), self._handle, rc or ReconcileConfig(max_age_seconds=MAX_AGE_SECONDS))
 
     def step(self) -> int:
@@ -42,6 +46,6 @@ class Reconciler:
         return handled
 
     def _handle(self, found: list[tuple[str, dict]]) -> None:
-        service.handle_events(self.db, self.cfg, [payload for _, payload in found], self.dispatch)
+        service.handle_events(self.db, self.cfg, [payload for _, payload in found], self.dispatch, self.notify)
         with self.db.transaction() as tx:
             repository.record_received(tx, [event_id for event_id, _ in found])

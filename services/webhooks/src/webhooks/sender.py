@@ -65,6 +65,49 @@ def _guarded_connection(address: tuple[str, int], timeout: float | None = None, 
 _Key = tuple[str, str, int]
 
 
+class Deadlines:
+    """Cuts the connection of an attempt that reaches its total deadline.
+
+    Socket timeouts bound each read or write, not their sum: a receiver that trickles its answer
+    a byte at a time held one attempt 12 s. One thread per process looks at the attempts under
+    way every ``TICK`` and shuts the socket of any past its deadline, which ends the blocked call.
+    """
+
+    TICK = 0.1
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._watched: dict[int, tuple[float, http.client.HTTPConnection]] = {}
+        self._thread: threading.Thread | None = None
+
+    def watch(self, conn: http.client.HTTPConnection, deadline: float) -> int:
+        """Cut ``conn`` at ``deadline`` (monotonic) unless ``release``d first; return the token."""
+        token = id(conn)
+        with self._lock:
+            self._watched[token] = (deadline, conn)
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(target=self._run, name="webhook-deadlines", daemon=True)
+                self._thread.start()
+        return token
+
+    def release(self, token: int) -> None:
+        """Stop watching a connection (its attempt is over)."""
+        with self._lock:
+            self._watched.pop(token, None)
+
+    def _run(self) -> None:
+        while True:
+            time.sleep(self.TICK)
+            now = time.monotonic()
+            with self._lock:
+                expired = [conn for deadline, conn in self._watched.values() if deadline <= now]
+            for conn in expired:
+                sock = conn.sock
+                if sock is not None:
+                    with contextlib.suppress(OSError):
+                        sock.shutdown(socket.SHUT_RDWR)
+
+
 class Session:
     """Idle keep-alive connections per (scheme, host, port), shared by a process's threads."""
 
@@ -74,6 +117,7 @@ class Session:
         self._idle: dict[_Key, list[http.client.HTTPConnection]] = {}
         self._lock = threading.Lock()
         self._tls = ssl.create_default_context()
+        self.deadlines = Deadlines()
 
     def get(self, key: _Key) -> tuple[http.client.HTTPConnection, bool]:
         """Return an idle connection that is still open (reused=True), or a new one."""
@@ -139,17 +183,33 @@ def make_session(*, allow_private: bool, pool_size: int = 16) -> Session:
     return Session(allow_private=allow_private, pool_size=pool_size)
 
 
-def signed_headers(secret: str, event_id: str, body: bytes, now: float | None = None) -> dict[str, str]:
-    """Return the delivery headers, signed with ``secret`` at ``now``."""
+def signed_headers(
+    secret: str, event_id: str, body: bytes, now: float | None = None, standard_secrets: tuple[str, ...] = ()
+) -> dict[str, str]:
+    """Return the delivery headers, signed with ``secret`` at ``now``.
+
+    With ``standard_secrets`` (an endpoint made through /webhook-endpoints) the Standard Webhooks
+    headers come too, one signature per secret (two during a rotation).
+    """
     timestamp = int(time.time() if now is None else now)
-    return {
+    headers = {
         "Content-Type": "application/json",
         "User-Agent": USER_AGENT,
         "X-Webhook-Id": event_id,
         "X-Webhook-Timestamp": str(timestamp),
         "X-Webhook-Signature": signing.sign(secret, body),
         "X-Webhook-Signature-V2": signing.sign_v2(secret, timestamp, body),
+        # Razorpay's names for the same signature and id, so Razorpay's SDKs verify any delivery.
+        "X-Razorpay-Signature": signing.sign(secret, body),
+        "X-Razorpay-Event-Id": event_id,
     }
+    if standard_secrets:
+        headers["webhook-id"] = event_id
+        headers["webhook-timestamp"] = str(timestamp)
+        headers["webhook-signature"] = " ".join(
+            signing.sign_standard(s, event_id, timestamp, body) for s in standard_secrets
+        )
+    return headers
 
 
 def _target(url: str) -> tuple[_Key, str]:
@@ -163,41 +223,64 @@ def _target(url: str) -> tuple[_Key, str]:
     return (scheme, host, port), path
 
 
-def post(session: Session, url: str, secret: str, event_id: str, body: bytes) -> AttemptResult:
+def post(
+    session: Session, url: str, secret: str, event_id: str, body: bytes, standard_secrets: tuple[str, ...] = ()
+) -> AttemptResult:
     """POST ``body`` once; 2xx is success, anything else is a failed attempt with its reason."""
-    headers = signed_headers(secret, event_id, body)
+    headers = signed_headers(secret, event_id, body, standard_secrets=standard_secrets)
     started = time.monotonic()
+    deadline = started + TIMEOUT_SECONDS
     try:
         key, path = _target(url)
     except ValueError:
         return AttemptResult(ok=False, error="request failed: InvalidURL")
     for try_ in range(2):
         conn, reused = session.get(key)
+        # Connect, send and read share one deadline: the connect waits at most what is left, and
+        # the watchdog cuts the socket if the answer is still coming when the deadline passes.
+        conn.timeout = max(deadline - time.monotonic(), 0.05)
+        if conn.sock is not None:
+            conn.sock.settimeout(conn.timeout)
+        token = session.deadlines.watch(conn, deadline)
         try:
             conn.request("POST", path, body=body, headers=headers)
             _quick_ack(conn.sock)
             response = conn.getresponse()
+            if time.monotonic() >= deadline:
+                # Cut by the watchdog mid-answer: what was parsed (a status line, say) is no answer.
+                conn.close()
+                return _timed_out()
             break
         except DestinationNotAllowed:
             conn.close()
             return AttemptResult(ok=False, error=NOT_ALLOWED)
         except (http.client.RemoteDisconnected, http.client.CannotSendRequest, BrokenPipeError, ConnectionResetError) as exc:
             conn.close()
+            if time.monotonic() >= deadline:
+                return _timed_out()
             if reused and try_ == 0:
                 continue  # the merchant closed the idle connection as we reused it: once more on a new one
             return AttemptResult(ok=False, error=truncate_text(f"connection failed: {_reason(exc)}", 500))
         except TimeoutError:
             conn.close()
-            return AttemptResult(ok=False, error=f"timed out after {TIMEOUT_SECONDS:g}s")
+            return _timed_out()
         except (OSError, http.client.HTTPException) as exc:
             conn.close()
+            if time.monotonic() >= deadline:
+                return _timed_out()
             return AttemptResult(ok=False, error=truncate_text(f"connection failed: {_reason(exc)}", 500))
         except Exception as exc:  # e.g. a host name that cannot be encoded
             log.warning("request to %s failed unexpectedly", key, exc_info=True)
             conn.close()
             return AttemptResult(ok=False, error=truncate_text(f"request failed: {type(exc).__name__}", 500))
-    raw, complete = _read_head(response, deadline=started + TIMEOUT_SECONDS)
-    if complete and not response.will_close:
+        finally:
+            session.deadlines.release(token)
+    token = session.deadlines.watch(conn, deadline)
+    try:
+        raw, complete = _read_head(response, deadline=deadline)
+    finally:
+        session.deadlines.release(token)
+    if complete and not response.will_close and time.monotonic() < deadline:
         response.close()  # read to its end; the socket stays with the connection
         session.put(key, conn)  # ... which is kept for the next POST
     else:
@@ -212,6 +295,10 @@ def post(session: Session, url: str, secret: str, event_id: str, body: bytes) ->
     else:
         error = f"HTTP {code}"
     return AttemptResult(ok=False, response_code=code, response_body=text, error=error)
+
+
+def _timed_out() -> AttemptResult:
+    return AttemptResult(ok=False, error=f"timed out after {TIMEOUT_SECONDS:g}s")
 
 
 def _read_head(response: http.client.HTTPResponse, deadline: float) -> tuple[bytes, bool]:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import psycopg2
+import psycopg
 from celery import Celery, shared_task
 from gateway_common.errors import ServiceUnavailableError, TransactionConflictError
 from gateway_common.events import events_from_task
@@ -20,7 +20,7 @@ BATCH_SIZE = 50
 
 # Transient failures are retried after a short countdown; the durable schedule is in PostgreSQL.
 _RETRY = {
-    "autoretry_for": (ServiceUnavailableError, TransactionConflictError, psycopg2.OperationalError),
+    "autoretry_for": (ServiceUnavailableError, TransactionConflictError, psycopg.OperationalError),
     "retry_backoff": 1,
     "retry_backoff_max": 3,
     "retry_jitter": True,
@@ -56,7 +56,7 @@ def celery_dispatch(celery_app: Celery) -> Dispatch:
 def handle_events(events: str | list[dict]) -> int:
     """Create the deliveries for a batch of event envelopes (a JSON array as text, or a list) and attempt them."""
     deliveries = service.handle_events(
-        runtime.database(), runtime.config(), events_from_task(events), runtime.engine().submit
+        runtime.database(), runtime.config(), events_from_task(events), runtime.engine().submit, runtime.notify()
     )
     return len(deliveries)
 

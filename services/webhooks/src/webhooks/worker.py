@@ -7,7 +7,8 @@ from __future__ import annotations
 
 from celery.signals import worker_shutdown
 from gateway_common.loops import Loop
-from gateway_common.workers import heartbeat_loop, make_celery, run_loops_in_worker
+from gateway_common.metrics import Gauge
+from gateway_common.workers import heartbeat_loop, make_celery, run_loops_in_worker, worker_gauges
 
 from webhooks import runtime, service
 from webhooks.reconcile import Reconciler
@@ -18,12 +19,14 @@ app.conf.task_default_queue = QUEUE
 app.conf.imports = ["webhooks.tasks"]
 # Published events whose handle_events task was lost (Redis restart) are picked up this often.
 RECONCILE_INTERVAL = 5.0
+# Events and deliveries past their retention are looked for this often.
+PRUNE_INTERVAL = 60.0
 # On a warm shutdown, wait this long for attempts under way (the HTTP timeout plus margin).
 SHUTDOWN_DRAIN_SECONDS = 8.0
 
 
 def make_loops() -> list[Loop]:
-    """Return the loops this worker runs: the due-delivery sweeper, the reconciler and the heartbeat."""
+    """Return the loops this worker runs: the due-delivery sweeper, the reconciler, the pruner and the heartbeat."""
     db, cfg, engine = runtime.database(), runtime.config(), runtime.engine()
     return [
         Loop(
@@ -34,14 +37,30 @@ def make_loops() -> list[Loop]:
         ),
         Loop(
             name="webhooks-reconciler",
-            step=Reconciler(db, cfg, engine.submit).step,
+            step=Reconciler(db, cfg, engine.submit, notify=runtime.notify()).step,
             interval=RECONCILE_INTERVAL,
         ),
+        # Events and deliveries past their retention, and a disabled endpoint's deliveries beyond
+        # what it keeps: a pass that deleted anything is followed at once by the next; otherwise it sleeps.
+        Loop(name="webhooks-pruner", step=lambda: service.prune(db, cfg), interval=PRUNE_INTERVAL,
+             error_backoff=30.0),
         heartbeat_loop(runtime.redis_client(), runtime.settings().pubsub_prefix, "webhooks-worker"),
     ]
 
 
-run_loops_in_worker(app, "webhooks", make_loops)
+def make_gauges() -> list[Gauge]:
+    """The gauges this worker reports when scraped, beside its attempts counter (docs/metrics.md)."""
+    db = runtime.database()
+    return [
+        *worker_gauges(db, runtime.redis_client(), runtime.settings().pubsub_prefix, QUEUE),
+        Gauge("gateway_webhook_backlog", "Webhook deliveries still pending (due now or waiting for a retry).",
+              lambda: service.delivery_backlog(db)[0]),
+        Gauge("gateway_webhook_overdue_seconds", "How late the most overdue pending delivery is (0 when on time).",
+              lambda: service.delivery_backlog(db)[1]),
+    ]
+
+
+run_loops_in_worker(app, "webhooks", make_loops, make_gauges)
 
 
 @worker_shutdown.connect

@@ -140,6 +140,15 @@ def merchant() -> str:
     return str(uuid.uuid4())
 
 
+@pytest.fixture
+def nothing_left_due(db: Database, merchant: str) -> Iterator[None]:
+    """After the test, mark its merchant's pending deliveries failed: later tests sweep every due delivery."""
+    yield
+    with db.transaction() as tx:
+        tx.cursor.execute("UPDATE webhooks.deliveries SET status = 'failed', next_retry_at = NULL, lease_token = NULL "
+                          "WHERE merchant_id = %s AND status = 'pending'", (merchant,))
+
+
 def _headers_for(merchant_id: str) -> dict[str, str]:
     return {"X-Gateway-Secret": GATEWAY_SECRET, "X-Merchant-Id": merchant_id}
 

@@ -6,7 +6,7 @@ import json
 import time
 import uuid
 
-import psycopg2
+import psycopg
 import pytest
 from gateway_common.events import make_event
 from gateway_common.reconcile import ReconcileConfig, scan
@@ -16,7 +16,7 @@ from webhooks.reconcile import SOURCES, Reconciler
 
 @pytest.fixture(scope="module")
 def superuser(database_url):
-    conn = psycopg2.connect(database_url)
+    conn = psycopg.connect(database_url)
     conn.autocommit = True
     yield conn
     conn.close()

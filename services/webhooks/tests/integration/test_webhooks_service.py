@@ -9,7 +9,7 @@ import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-import psycopg2
+import psycopg
 import pytest
 from gateway_common import signing
 from gateway_common.config import Settings
@@ -289,7 +289,8 @@ def test_logs_are_newest_first_paginated_and_filter_by_payment(app, harness, db,
     assert listing["total"] == 4 and listing["limit"] == 3 and listing["offset"] == 0
     assert [d["event"] for d in listing["data"]] == ["refund.processed", "payment.created", "payment.success"]
     item = listing["data"][0]
-    assert set(item) == {"id", "event", "status", "attempts", "created_at", "last_attempt_at", "next_retry_at", "response_code"}
+    assert set(item) == {"id", "endpoint_id", "event", "status", "attempts", "created_at", "last_attempt_at", "next_retry_at",
+                         "response_code", "last_error"}
     assert item["created_at"].endswith("Z")
     page2 = client.get("/api/v1/webhooks?limit=3&offset=3", headers=headers_for(merchant)).json
     assert [d["event"] for d in page2["data"]] == ["payment.created"]
@@ -297,7 +298,25 @@ def test_logs_are_newest_first_paginated_and_filter_by_payment(app, harness, db,
     assert [d["event"] for d in only_a["data"]] == ["refund.processed", "payment.success", "payment.created"]
     assert only_a["total"] == 3
     none = client.get("/api/v1/webhooks?payment_id=pay_CCCCCCCCCCCCCCCC", headers=headers_for(merchant)).json
-    assert none == {"data": [], "total": 0, "limit": 10, "offset": 0}
+    assert none == {"data": [], "total": 0, "total_is_estimate": False, "has_more": False, "limit": 10, "offset": 0}
+    assert listing["has_more"] is True and page2["has_more"] is False
+    # Cursors by log id, alone and with the payment filter.
+    ids = [d["id"] for d in client.get("/api/v1/webhooks", headers=headers_for(merchant)).json["data"]]
+    after = client.get(f"/api/v1/webhooks?limit=2&starting_after={ids[0]}", headers=headers_for(merchant)).json
+    assert ([d["id"] for d in after["data"]], after["has_more"]) == (ids[1:3], True)
+    before = client.get(f"/api/v1/webhooks?limit=2&ending_before={ids[3]}", headers=headers_for(merchant)).json
+    assert ([d["id"] for d in before["data"]], before["has_more"]) == (ids[1:3], True)
+    filtered = client.get(f"/api/v1/webhooks?payment_id={pay_a}&starting_after={ids[0]}", headers=headers_for(merchant)).json
+    assert [d["event"] for d in filtered["data"]] == ["payment.success", "payment.created"]
+    stranger = headers_for(f"{merchant[:-4]}eeee")
+    for name in ("starting_after", "ending_before"):
+        theirs = client.get(f"/api/v1/webhooks?{name}={ids[0]}", headers=stranger)
+        unknown = client.get(f"/api/v1/webhooks?{name}=whlog_AAAAAAAAAAAAAAAA", headers=stranger)
+        assert theirs.status_code == unknown.status_code == 400
+        assert theirs.json == unknown.json
+        assert ids[0] not in theirs.get_data(as_text=True)
+    both = client.get(f"/api/v1/webhooks?starting_after={ids[0]}&ending_before={ids[1]}", headers=headers_for(merchant))
+    assert both.status_code == 400 and both.json["error"]["code"] == "BAD_REQUEST_ERROR"
     for query in ("limit=0", "limit=101", "offset=-1", "limit=abc"):
         bad = client.get(f"/api/v1/webhooks?{query}", headers=headers_for(merchant))
         assert bad.status_code == 400, query
@@ -344,6 +363,12 @@ class _Odd(BaseHTTPRequestHandler):
             self.send_response(200)
             self.send_header("Content-Length", "0")
             self.end_headers()
+        elif self.path == "/trickle":
+            # Every byte well within a socket timeout, the whole answer far beyond the deadline.
+            for byte in b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n":
+                self.wfile.write(bytes([byte]))
+                self.wfile.flush()
+                time.sleep(0.3)
 
     def log_message(self, *args: object) -> None:
         pass
@@ -395,6 +420,14 @@ def test_slow_receivers_time_out_after_5_seconds(app, harness, db, merchant, odd
     assert "timed out" in detail["last_error"]
 
 
+def test_an_answer_trickling_in_is_cut_at_the_5_second_total_deadline(app, harness, db, merchant, odd_server):
+    started = time.monotonic()
+    detail = _attempt_once(app.test_client(), harness, db, merchant, f"{odd_server}/trickle")
+    assert time.monotonic() - started < 6.5  # the trickle alone takes 12 s
+    assert detail["response_code"] is None
+    assert detail["last_error"] == "timed out after 5s"
+
+
 # --- durability of the schedule -----------------------------------------------------------
 
 
@@ -439,9 +472,9 @@ def test_a_claim_is_used_once_and_an_expired_lease_comes_back(app, harness, db, 
 
 
 def test_schema_refuses_impossible_rows(database_url):
-    conn = psycopg2.connect(database_url)
+    conn = psycopg.connect(database_url)
     try:
-        with conn.cursor() as cur, pytest.raises(psycopg2.errors.CheckViolation):
+        with conn.cursor() as cur, pytest.raises(psycopg.errors.CheckViolation):
             cur.execute(
                 "INSERT INTO webhooks.endpoints (id, merchant_id, url, secret) VALUES "
                 "('we_AAAAAAAAAAAAAAAA', gen_random_uuid(), 'file:///etc/passwd', 'whsec_x')"
@@ -544,8 +577,9 @@ def test_test_mode_alone_does_not_open_private_destinations(service_env, db, mer
     # A loopback URL already stored (say, before the setting changed) is refused at delivery time too.
     with db.transaction() as tx:
         tx.cursor.execute(
-            "INSERT INTO webhooks.endpoints (id, merchant_id, url, secret) VALUES ('we_T3stM0deOnly0001', %s, %s, 'whsec_x') "
-            "ON CONFLICT (merchant_id) DO UPDATE SET url = EXCLUDED.url",
+            "INSERT INTO webhooks.endpoints (id, merchant_id, url, secret, is_default) "
+            "VALUES ('we_T3stM0deOnly0001', %s, %s, 'whsec_x', true) "
+            "ON CONFLICT (merchant_id) WHERE is_default DO UPDATE SET url = EXCLUDED.url",
             (merchant, url),
         )
     strict = harness_for(cfg)

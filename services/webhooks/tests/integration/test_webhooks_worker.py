@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
-import psycopg2
+import psycopg
 import pytest
 import redis
 from gateway_common import signing
@@ -173,7 +173,7 @@ def test_the_worker_reconciles_a_published_event_whose_task_was_lost(
     server = receivers(secret)
     service.update_config(db, harness.cfg, merchant, url_of(server))
     event = make_event("payment.success", merchant, {"payment": {"id": "pay_Lo12Cd34Ef56Gh78"}})
-    conn = psycopg2.connect(database_url)
+    conn = psycopg.connect(database_url)
     conn.autocommit = True
     try:
         with conn.cursor() as cur:

@@ -74,3 +74,48 @@ def test_deliver_batches_are_per_merchant_and_small() -> None:
     assert [len(b) for b in grouped] == [10, 10, 3, 1]
     assert all(len({c.merchant_id for c in b}) == 1 for b in grouped)
     assert [c.delivery_id for b in grouped for c in b] == [c.delivery_id for c in claims]
+
+
+def test_razorpay_format_is_razorpays_envelope_with_its_event_names() -> None:
+    payment = {
+        "id": "pay_Ab12Cd34Ef56Gh78", "order_id": "order_Ab12Cd34Ef56Gh78", "merchant_id": EVENT["merchant_id"],
+        "amount": 50000, "currency": "INR", "method": "upi", "status": "success", "vpa": "success@upi",
+        "captured": False, "captured_at": None, "amount_refunded": 0, "error_code": None, "error_description": None,
+        "created_at": "2024-01-15T10:51:10Z", "updated_at": "2024-01-15T10:51:11Z",
+    }
+    event = {**EVENT, "data": {"payment": payment}}
+    body = json.loads(webhook_body(event, "razorpay"))
+    assert list(body) == ["entity", "account_id", "event", "contains", "payload", "created_at"]
+    assert (body["entity"], body["event"], body["contains"]) == ("event", "payment.authorized", ["payment"])
+    assert body["account_id"] == "acc_550e8400e29b41" and body["created_at"] == 1705315870
+    entity = body["payload"]["payment"]["entity"]
+    assert (entity["entity"], entity["status"], entity["created_at"]) == ("payment", "authorized", 1705315870)
+    assert webhook_body({**event, "event": "payment.pending"}, "razorpay") is None
+    assert webhook_body({**event, "event": "payment.created"}, "razorpay") is None
+    refund = {"id": "rfnd_Ab12Cd34Ef56Gh78", "payment_id": payment["id"], "merchant_id": EVENT["merchant_id"],
+              "amount": 100, "reason": None, "status": "processed", "created_at": "2024-01-15T10:51:10Z",
+              "processed_at": "2024-01-15T10:51:12Z"}
+    body = json.loads(webhook_body({**EVENT, "event": "refund.processed", "data": {"refund": refund}}, "razorpay"))
+    assert body["event"] == "refund.processed" and body["contains"] == ["refund"]
+    assert body["payload"]["refund"]["entity"]["status"] == "processed"
+    # The gateway's own format is unchanged.
+    assert webhook_body(event) == webhook_body(event, "gateway")
+
+
+def test_order_paid_in_razorpays_format_carries_the_payment_and_razorpays_order_entity() -> None:
+    order = {"id": "order_Ab12Cd34Ef56Gh78", "merchant_id": EVENT["merchant_id"], "amount": 50000, "currency": "INR",
+             "receipt": "r1", "notes": {}, "status": "paid", "created_at": "2024-01-15T10:51:10Z",
+             "updated_at": "2024-01-15T10:51:11Z"}
+    payment = {
+        "id": "pay_Ab12Cd34Ef56Gh78", "order_id": order["id"], "merchant_id": EVENT["merchant_id"], "amount": 50000,
+        "currency": "INR", "method": "upi", "status": "success", "vpa": "success@upi", "captured": False,
+        "captured_at": None, "amount_refunded": 0, "error_code": None, "error_description": None,
+        "created_at": "2024-01-15T10:51:10Z", "updated_at": "2024-01-15T10:51:11Z",
+    }
+    body = json.loads(webhook_body({**EVENT, "event": "order.paid", "data": {"order": order, "payment": payment}}, "razorpay"))
+    assert (body["event"], body["contains"]) == ("order.paid", ["payment", "order"])
+    entity = body["payload"]["order"]["entity"]
+    assert entity == {"id": order["id"], "entity": "order", "amount": 50000, "amount_paid": 50000, "amount_due": 0,
+                      "currency": "INR", "receipt": "r1", "offer_id": None, "status": "paid", "attempts": None,
+                      "notes": [], "created_at": 1705315870}
+    assert body["payload"]["payment"]["entity"]["status"] == "authorized"

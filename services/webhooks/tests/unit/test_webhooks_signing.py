@@ -37,6 +37,9 @@ def test_headers_sign_the_exact_body() -> None:
     assert headers["X-Webhook-Signature-V2"] == f"t=1700000000,v1={expected_v2}"
     assert signing.verify(SECRET, BODY, headers["X-Webhook-Signature"])
     assert signing.verify_v2(SECRET, BODY, headers["X-Webhook-Signature-V2"], now=1_700_000_010)
+    # Razorpay's names for the same signature and id (client.utility.verify_webhook_signature).
+    assert headers["X-Razorpay-Signature"] == headers["X-Webhook-Signature"]
+    assert headers["X-Razorpay-Event-Id"] == "evt_1"
 
 
 def test_merchant_helper_accepts_fresh_v1_and_v2() -> None:

@@ -1,4 +1,4 @@
-"""HTTP for every service: the app factory and error envelope, trust in the gateway, idempotent views."""
+"""HTTP for every service: the app factory and error envelope, trust in the gateway, idempotent views, test controls."""
 
 from gateway_common.http.app import (
     HTTP_CODES,
@@ -16,6 +16,15 @@ from gateway_common.http.app import (
     http_error_response,
     note_unavailable,
     parse_json_object,
+)
+from gateway_common.http.controls import (
+    ChosenOutcome,
+    RequestControls,
+    environ_header,
+    parse_test_delay_ms,
+    parse_test_outcome,
+    read_test_controls,
+    require_test_controls,
 )
 from gateway_common.http.idempotent import idempotent, once_per_key
 from gateway_common.http.trust import (
@@ -35,9 +44,11 @@ __all__ = [
     "MERCHANT_HEADER",
     "Api",
     "Blueprint",
+    "ChosenOutcome",
     "GatewayFlask",
     "Parser",
     "Request",
+    "RequestControls",
     "SafeJSONProvider",
     "add_health_route",
     "api_error_response",
@@ -47,12 +58,17 @@ __all__ = [
     "current_merchant",
     "describe_validation",
     "envelope_response",
+    "environ_header",
     "http_error_response",
     "idempotent",
     "merchant_id",
     "note_unavailable",
     "once_per_key",
     "parse_json_object",
+    "parse_test_delay_ms",
+    "parse_test_outcome",
+    "read_test_controls",
     "require_gateway",
+    "require_test_controls",
     "require_test_mode",
 ]

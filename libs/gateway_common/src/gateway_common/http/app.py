@@ -12,6 +12,7 @@ from typing import Any
 
 import flask_smorest
 import marshmallow as ma
+import psycopg
 import redis
 from flask import Flask, Response, current_app, g, has_request_context, jsonify, request
 from flask import Request as FlaskRequest
@@ -31,6 +32,7 @@ from gateway_common.errors import (
     invalid_json,
 )
 from gateway_common.logs import REQUEST_ID, configure_logging
+from gateway_common.metrics import ROUTE_KEY, RequestMetrics, route_label
 
 log = logging.getLogger("gateway.http")
 
@@ -49,7 +51,17 @@ HTTP_CODES = {
 
 
 class GatewayFlask(Flask):
-    """Flask whose views run again when a deadlock or serialization failure rolled them back."""
+    """Flask whose views run again when a deadlock or serialization failure rolled them back, and
+    whose every request is timed for ``/metrics`` (gateway_common.metrics)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # Outermost, in front of whatever wsgi_app is by then (a service's fast path included).
+        self.request_metrics = RequestMetrics(lambda: self.wsgi_app)
+
+    def __call__(self, environ: dict, start_response: Callable) -> Any:
+        """Serve a WSGI request through the request metrics."""
+        return self.request_metrics(environ, start_response)
 
     def dispatch_request(self) -> Any:
         """Dispatch the request; a conflict is retried (bounded, jittered) if nothing had committed."""
@@ -183,8 +195,8 @@ def _handle_unexpected(error: Exception) -> Response:
     if isinstance(error, (UNAVAILABLE_ERRORS, redis.exceptions.ConnectionError)):
         note_unavailable(error)
         return envelope_response(503, ServiceUnavailableError.code, ServiceUnavailableError.description)
-    if isinstance(error, ValueError) and "NUL (0x00)" in str(error):
-        # psycopg2 refuses NUL characters in strings before anything is sent: bad input, not a fault.
+    if isinstance(error, psycopg.DataError) and "NUL (0x00)" in str(error):
+        # psycopg refuses NUL characters in strings before anything is sent: bad input, not a fault.
         return envelope_response(400, "BAD_REQUEST_ERROR", "Text values must not contain NUL characters")
     if isinstance(error, ma.ValidationError):
         return envelope_response(400, "BAD_REQUEST_ERROR", describe_validation(error.messages))
@@ -223,6 +235,8 @@ def create_base_app(settings: Settings, *, title: str, version: str = "1.0.0") -
         g.request_id = incoming if _REQUEST_ID.match(incoming) else uuid.uuid4().hex
         g.started = time.perf_counter()
         REQUEST_ID.set(g.request_id)
+        if request.url_rule is not None:
+            request.environ[ROUTE_KEY] = route_label(request.url_rule.rule)
 
     @app.teardown_request
     def _forget_request_id(_error: BaseException | None) -> None:

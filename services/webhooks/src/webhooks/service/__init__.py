@@ -1,0 +1,90 @@
+"""Webhook use cases: endpoint config, fan-out of events into deliveries, attempts, logs, retry.
+
+One module per capability: ``endpoints`` (the default endpoint, /webhook-endpoints, secrets,
+replay), ``events`` (storing and fanning out incoming events, list, get, resend, the live
+stream) and ``deliveries`` (attempts, logs, retry, the test webhook, pruning); ``_fanout`` holds
+the steps they share. Callers use this package: ``service.handle_events(db, cfg, ...)``.
+"""
+
+from webhooks.service._fanout import Dispatch, Notify, dispatch_due, emit_event, event_of, nudge
+from webhooks.service.deliveries import (
+    attempt,
+    delivery_backlog,
+    get_delivery,
+    list_deliveries,
+    prune,
+    prune_deliveries,
+    record_attempts,
+    retry_delivery,
+    send_test_webhook,
+    start_attempts,
+)
+from webhooks.service.endpoints import (
+    MAX_REPLAY,
+    create_endpoint,
+    delete_endpoint,
+    endpoint_resource,
+    get_config,
+    get_endpoint,
+    list_endpoints,
+    new_secret,
+    regenerate_secret,
+    replay_endpoint,
+    rotate_endpoint_secret,
+    seed_test_merchant,
+    update_config,
+    update_endpoint,
+)
+from webhooks.service.events import (
+    PRUNE_BATCH,
+    get_event,
+    handle_events,
+    list_events,
+    prune_events,
+    resend_event,
+    stream_read,
+    stream_start,
+    valid_events,
+)
+
+__all__ = [
+    "MAX_REPLAY",
+    "PRUNE_BATCH",
+    "Dispatch",
+    "Notify",
+    "attempt",
+    "create_endpoint",
+    "delete_endpoint",
+    "delivery_backlog",
+    "dispatch_due",
+    "emit_event",
+    "endpoint_resource",
+    "event_of",
+    "get_config",
+    "get_delivery",
+    "get_endpoint",
+    "get_event",
+    "handle_events",
+    "list_deliveries",
+    "list_endpoints",
+    "list_events",
+    "new_secret",
+    "nudge",
+    "prune",
+    "prune_deliveries",
+    "prune_events",
+    "record_attempts",
+    "regenerate_secret",
+    "replay_endpoint",
+    "resend_event",
+    "retry_delivery",
+    "rotate_endpoint_secret",
+    "seed_test_merchant",
+    "send_test_webhook",
+    "start_attempts",
+    "stream_read",
+    "stream_start",
+    "update_config",
+    "update_endpoint",
+    "valid_events",
+]
