@@ -2,10 +2,12 @@
 
 import os
 
-from gateway_common.serving import json_error_pages, multiprocess_metrics
+from gateway_common.serving import json_error_pages, multiprocess_metrics, whole_responses
 
 # gunicorn's own 400/414/500 answers in the API.md envelope, not HTML pages.
 json_error_pages()
+# A response's head and body in one write: a replica killed mid-answer leaves nginx nothing, which it sends on.
+whole_responses()
 # nginx accepts request lines up to its 8 KiB header buffers; gunicorn's default (4094) refused
 # longer ones nginx had let through, so a long query string never reached the app's validation.
 limit_request_line = 8190

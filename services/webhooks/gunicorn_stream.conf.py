@@ -9,9 +9,11 @@ Bind from WEBHOOKS_STREAM_BIND, else 127.0.0.1:WEBHOOKS_STREAM_PORT (8105).
 
 import os
 
-from gateway_common.serving import json_error_pages, multiprocess_metrics
+from gateway_common.serving import json_error_pages, multiprocess_metrics, whole_responses
 
 json_error_pages()
+# A response's head and body in one write: a replica killed mid-answer leaves nginx nothing, which it sends on.
+whole_responses()
 limit_request_line = 8190
 
 bind = os.environ.get("WEBHOOKS_STREAM_BIND") or f"127.0.0.1:{os.environ.get('WEBHOOKS_STREAM_PORT', '8105')}"

@@ -449,7 +449,8 @@ def test_replicas_of_every_service_and_worker_survive_sigkill_mid_run(replica_st
         redelivered = sum(n - 1 for n in Counter(e for _, _, e in receiver.received()).values())
         deliveries = len(receiver.received())
 
-    assert len(flows.payments) == FLOWS, f"{FLOWS - len(flows.payments)} payments not created"
+    assert len(flows.payments) == FLOWS, (f"{FLOWS - len(flows.payments)} payments not created; the clients saw: "
+                                          f"{[f for f in flows.failures if f[0] == 'POST /payments'][:5]}")
     retried = retried_by_nginx(stack)
     print(f"\nreplicas {SCALE}; killed {victims} after {FLOWS * 4 // 10} payments, all back "
           f"{kill_report['back after']:.1f}s later\n"

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import email.utils
+import re
+import socket
 from importlib.metadata import version
 
 import pytest
@@ -10,11 +12,15 @@ from gateway_common import serving, workers
 from gateway_common.config import Settings
 from gateway_common.patches import UncheckedLibraryVersion
 from gunicorn import util
+from gunicorn.config import Config
+from gunicorn.http import wsgi
+from gunicorn.http.parser import RequestParser
 
 PATCHES = [
     ("kombu", workers, "KOMBU_CHECKED", workers._survive_restore_on_dead_connection, "restore_unacked"),
     ("gunicorn", serving, "GUNICORN_CHECKED", serving.json_error_pages, "write_error"),
     ("gunicorn", serving, "GUNICORN_CHECKED", serving.cached_date_header, "http_date"),
+    ("gunicorn", serving, "GUNICORN_CHECKED", serving.whole_responses, "Response.write"),
 ]
 
 
@@ -23,6 +29,7 @@ def _restore_gunicorn(monkeypatch: pytest.MonkeyPatch) -> None:
     # The gunicorn patches replace module functions; the test leaves them as it found them.
     monkeypatch.setattr(util, "write_error", util.write_error)
     monkeypatch.setattr(util, "http_date", util.http_date)
+    monkeypatch.setattr(wsgi.Response, "write", wsgi.Response.write)
 
 
 @pytest.mark.parametrize(("distribution", "module", "constant", "apply", "patched"), PATCHES)
@@ -56,3 +63,60 @@ def test_the_cached_date_header_is_gunicorns_format():
     assert email.utils.parsedate_to_datetime(first).tzname() == "UTC"
     assert first.endswith(" GMT")
     assert util.http_date(0) == "Thu, 01 Jan 1970 00:00:00 GMT"
+
+
+class _Wire:
+    """A real socket that also remembers each ``sendall`` (one per write gunicorn makes)."""
+
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock = sock
+        self.writes: list[bytes] = []
+
+    def sendall(self, data: bytes) -> None:
+        self.writes.append(bytes(data))
+        self.sock.sendall(data)
+
+
+def _answer(chunks: list[bytes], headers: list[tuple[str, str]]) -> tuple[list[bytes], bytes]:
+    """Have gunicorn answer one parsed request with ``chunks``; return its writes and what the peer read."""
+    cfg = Config()
+    left, right = socket.socketpair()
+    try:
+        right.sendall(b"POST /api/v1/payments HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n")
+        request = next(iter(RequestParser(cfg, left, ("127.0.0.1", 1))))
+        wire = _Wire(left)
+        response, _ = wsgi.create(request, wire, ("127.0.0.1", 1), ("127.0.0.1", 8102), cfg)
+        response.start_response("201 CREATED", headers)
+        for chunk in chunks:
+            response.write(chunk)
+        response.close()
+        left.shutdown(socket.SHUT_WR)
+        received = b""
+        while block := right.recv(65536):
+            received += block
+        return wire.writes, received
+    finally:
+        left.close()
+        right.close()
+
+
+def test_a_response_head_and_body_leave_in_one_write():
+    """A replica killed between two writes left nginx a head without its body (tests/chaos, 1 in 6,000)."""
+    body = b'{"id":"pay_0123456789abcdef","status":"pending"}'
+    headers = [("Content-Type", "application/json"), ("Content-Length", str(len(body)))]
+    unpatched, plain = _answer([body], headers)
+    assert len(unpatched) == 2  # gunicorn's own behaviour: the head, then the body
+
+    serving.whole_responses()
+    serving.whole_responses()  # applying it twice wraps gunicorn's write once
+    writes, received = _answer([body], headers)
+    assert len(writes) == 1
+    assert writes[0].startswith(b"HTTP/1.1 201 CREATED\r\n") and writes[0].endswith(b"\r\n\r\n" + body)
+    undated = [re.sub(rb"Date: [^\r]*", b"", raw) for raw in (received, plain)]
+    assert undated[0] == undated[1]  # the same bytes as before, in one write
+
+    # A streamed answer (chunked, as the event stream sends) keeps its framing; later chunks follow as before.
+    writes, received = _answer([b"data: 1\n\n", b"data: 2\n\n"], [("Content-Type", "text/event-stream")])
+    assert len(writes) == 3  # head with the first chunk, the second chunk, the terminating chunk
+    assert writes[0].endswith(b"\r\n\r\n9\r\ndata: 1\n\n\r\n")
+    assert received.endswith(b"9\r\ndata: 2\n\n\r\n0\r\n\r\n")

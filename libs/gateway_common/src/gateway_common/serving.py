@@ -1,4 +1,4 @@
-"""Patches of gunicorn shared by the API services: its own error answers in the envelope, a cached Date header, the metrics directory."""
+"""Patches of gunicorn shared by the API services: its own error answers in the envelope, whole responses, a cached Date header, the metrics directory."""
 
 from __future__ import annotations
 
@@ -24,6 +24,7 @@ from gateway_common.patches import require_checked
 # https://github.com/benoitc/gunicorn/blob/27.0.1/gunicorn/workers/base.py (handle_error).
 GUNICORN_CHECKED = ("27.0.1",)
 _GUNICORN_SOURCE = "https://github.com/benoitc/gunicorn/blob/27.0.1/gunicorn/util.py"
+_GUNICORN_WSGI_SOURCE = "https://github.com/benoitc/gunicorn/blob/27.0.1/gunicorn/http/wsgi.py"
 
 _CODES = {414: "BAD_REQUEST_ERROR", 431: "BAD_REQUEST_ERROR", 500: "SERVER_ERROR", 501: "BAD_REQUEST_ERROR"}
 _DESCRIPTIONS = {
@@ -82,6 +83,48 @@ def cached_date_header() -> None:
         return _cache[1]
 
     util.http_date = http_date
+
+
+class _HeldWrites:
+    """Stands in for a response's socket while gunicorn frames a write: keeps the bytes it is given."""
+
+    def __init__(self) -> None:
+        self.parts: list[bytes] = []
+
+    def sendall(self, data: bytes) -> None:
+        self.parts.append(bytes(data))
+
+
+def whole_responses() -> None:
+    """Send a response's head and its first body bytes in one write (call at the top of gunicorn.conf.py).
+
+    gunicorn writes the head, then the body, in two ``sendall`` calls. A replica killed between
+    them (SIGKILL, OOM) leaves nginx with a head it has already passed to the client and no body:
+    the client sees a broken response, which nginx cannot send to another replica any more, even
+    for a POST whose Idempotency-Key would have made that safe (seen in tests/chaos: 1 in 6,000
+    keyed POSTs while replicas were killed every few seconds). In one write, a small answer
+    reaches nginx whole or not at all; "not at all" nginx sends on (@upstream_failed). Patched:
+    ``Response.write`` (its first call), as read in
+    https://github.com/benoitc/gunicorn/blob/27.0.1/gunicorn/http/wsgi.py.
+    """
+    from gunicorn.http.wsgi import Response
+
+    require_checked("gunicorn", GUNICORN_CHECKED, "gunicorn.http.wsgi.Response.write", _GUNICORN_WSGI_SOURCE)
+    write = getattr(Response.write, "__wrapped__", Response.write)
+
+    def write_whole(self: Any, data: bytes) -> None:
+        if self.headers_sent:
+            return write(self, data)
+        sock, held = self.sock, _HeldWrites()
+        self.sock = held
+        try:
+            write(self, data)  # gunicorn's own framing and bookkeeping, written to ``held``
+        finally:
+            self.sock = sock
+        sock.sendall(b"".join(held.parts))
+
+    write_whole.__wrapped__ = write  # type: ignore[attr-defined]
+    Response.write = write_whole
 
 
 def multiprocess_metrics(service: str, bind: str) -> tuple[Callable[[Any], None], Callable[[Any, Any], None]]:
