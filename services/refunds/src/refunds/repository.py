@@ -175,7 +175,7 @@ def save_processed(tx: Transaction, refunds: list[Refund]) -> list[Refund]:
     """Store refunds as processed (status, processed_at) and end their schedule."""
     tx.cursor.execute(
         "UPDATE refunds.refunds AS r SET status = 'processed', processed_at = v.processed_at, next_run_at = NULL "  # noqa: S608
-        "FROM unnest(%s::text[], %s::timestamptz[]) AS v (id, processed_at) "
+        "FROM unnest(%b::text[], %b::timestamptz[]) AS v (id, processed_at) "
         f"WHERE r.id = v.id AND r.status = 'pending' RETURNING {_qualified('r')}",
         ([r.id for r in refunds], [r.processed_at for r in refunds]),
     )

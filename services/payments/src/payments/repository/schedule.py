@@ -54,7 +54,7 @@ def start_processing(tx: Transaction, ids: list[str], delays_ms: list[int], leas
         "bank_due_at = auth.merchant_now(p.merchant_id) + d.ms * interval '1 millisecond', "
         "next_run_at = auth.merchant_now(p.merchant_id) + d.ms * interval '1 millisecond' + %s * interval '1 second', "
         "updated_at = now() "
-        "FROM unnest(%s::text[], %s::int[]) AS d(id, ms) WHERE p.id = d.id AND p.status = 'pending' "
+        "FROM unnest(%b::text[], %b::int[]) AS d(id, ms) WHERE p.id = d.id AND p.status = 'pending' "
         "AND p.auth_status IS DISTINCT FROM 'pending'",
         (lease_seconds, ids, delays_ms),
     )
@@ -118,7 +118,7 @@ def complete(
     tx.cursor.execute(
         "UPDATE payments.payments AS p SET status = d.status, error_code = d.code, error_description = d.description, "  # noqa: S608
         "auth_status = coalesce(d.auth, p.auth_status), next_run_at = NULL, updated_at = now() "
-        "FROM unnest(%s::text[], %s::text[], %s::text[], %s::text[], %s::text[]) AS d(id, status, code, description, auth) "
+        "FROM unnest(%b::text[], %b::text[], %b::text[], %b::text[], %b::text[]) AS d(id, status, code, description, auth) "
         f"WHERE p.id = d.id AND p.status = %s RETURNING {_P_PAYMENT_COLUMNS}",
         (ids, statuses, codes, descriptions, auth, from_status),
     )

@@ -65,13 +65,13 @@ def claim_due(tx: Transaction, limit: int, lease_seconds: float, ids: list[str] 
         "  SELECT id FROM webhooks.deliveries"
         "  WHERE status = 'pending' AND next_retry_at <= now()"
         "    AND (lease_until IS NULL OR lease_until < now())"
-        "    AND (%(ids)s::text[] IS NULL OR id = ANY(%(ids)s::text[]))"
+        "    AND (%(ids)b::text[] IS NULL OR id = ANY(%(ids)b::text[]))"
         "  ORDER BY next_retry_at LIMIT %(limit)s FOR UPDATE SKIP LOCKED), "
         "clocked AS ("
         "  SELECT d.id FROM auth.merchant_clocks c JOIN webhooks.deliveries d ON d.merchant_id = c.merchant_id"
         "  WHERE d.status = 'pending' AND d.next_retry_at <= now() + c.offset_seconds * interval '1 second'"
         "    AND (d.lease_until IS NULL OR d.lease_until < now())"
-        "    AND (%(ids)s::text[] IS NULL OR d.id = ANY(%(ids)s::text[]))"
+        "    AND (%(ids)b::text[] IS NULL OR d.id = ANY(%(ids)b::text[]))"
         "  ORDER BY d.next_retry_at LIMIT %(limit)s FOR UPDATE OF d SKIP LOCKED) "
         "UPDATE webhooks.deliveries d SET lease_token = gen_random_uuid()::text,"
         "  lease_until = now() + %(lease)s::float8 * interval '1 second' "
@@ -111,7 +111,7 @@ def insert_deliveries(tx: Transaction, rows: list[tuple]) -> list[str]:
         "INSERT INTO webhooks.deliveries "
         "(id, merchant_id, endpoint_id, event_id, event_type, payment_id, body, url, status, next_retry_at) "
         "SELECT v.*, CASE WHEN v.status = 'pending' THEN now() END FROM unnest("
-        "  %s::text[], %s::uuid[], %s::text[], %s::text[], %s::text[], %s::text[], %s::bytea[], %s::text[], %s::text[]"
+        "  %b::text[], %b::uuid[], %b::text[], %b::text[], %b::text[], %b::text[], %b::bytea[], %b::text[], %b::text[]"
         ") AS v (id, merchant_id, endpoint_id, event_id, event_type, payment_id, body, url, status) "
         "ON CONFLICT (event_id, endpoint_id) DO NOTHING RETURNING id, status",
         columns,
@@ -134,7 +134,7 @@ def redeliver(tx: Transaction, rows: list[tuple]) -> list[str]:
         "INSERT INTO webhooks.deliveries "
         "(id, merchant_id, endpoint_id, event_id, event_type, payment_id, body, url, next_retry_at) "
         "SELECT v.*, now() FROM unnest("
-        "  %s::text[], %s::uuid[], %s::text[], %s::text[], %s::text[], %s::text[], %s::bytea[], %s::text[]"
+        "  %b::text[], %b::uuid[], %b::text[], %b::text[], %b::text[], %b::text[], %b::bytea[], %b::text[]"
         ") AS v (id, merchant_id, endpoint_id, event_id, event_type, payment_id, body, url) "
         "ON CONFLICT (event_id, endpoint_id) DO UPDATE SET status = 'pending', attempts = 0, next_retry_at = now(),"
         "  body = EXCLUDED.body, lease_token = NULL, lease_until = NULL, updated_at = now() RETURNING id",
@@ -147,7 +147,7 @@ def record_received(tx: Transaction, event_ids: list[str]) -> None:
     """Remember that these events were handled (the reconciler skips them)."""
     if event_ids:
         tx.cursor.execute(
-            "INSERT INTO webhooks.received_events (event_id) SELECT unnest(%s::text[]) ON CONFLICT (event_id) DO NOTHING",
+            "INSERT INTO webhooks.received_events (event_id) SELECT unnest(%b::text[]) ON CONFLICT (event_id) DO NOTHING",
             (sorted(set(event_ids)),),
         )
 
@@ -290,7 +290,7 @@ def record_attempts(tx: Transaction, outcomes: list[dict]) -> list[str]:
         "  status = v.status, next_retry_at = auth.merchant_now(d.merchant_id) + v.wait * interval '1 second',"
         "  response_code = v.code, response_body = v.body, last_error = v.error,"
         "  url = coalesce(v.url, d.url), lease_token = NULL, lease_until = NULL, updated_at = now() "
-        "FROM unnest(%s::text[], %s::text[], %s::text[], %s::float8[], %s::int[], %s::text[], %s::text[], %s::text[]) "
+        "FROM unnest(%b::text[], %b::text[], %b::text[], %b::float8[], %b::int[], %b::text[], %b::text[], %b::text[]) "
         "AS v (id, token, status, wait, code, body, error, url) "
         "WHERE d.id = v.id AND d.lease_token = v.token RETURNING d.id",
         columns,

@@ -89,7 +89,7 @@ def create_endpoint(
     """Insert an endpoint made through /webhook-endpoints."""
     tx.cursor.execute(
         "INSERT INTO webhooks.endpoints (id, merchant_id, url, enabled_events, description, secret, format) "  # noqa: S608
-        f"VALUES (%s, %s, %s, %s::text[], %s, %s, %s) RETURNING {_ENDPOINT_COLUMNS}",
+        f"VALUES (%s, %s, %s, %b::text[], %s, %s, %s) RETURNING {_ENDPOINT_COLUMNS}",
         (endpoint_id, merchant_id, url, list(enabled_events), description, secret, body_format),
     )
     return _endpoint(tx.cursor.fetchone())
@@ -123,7 +123,7 @@ def update_endpoint(tx: Transaction, endpoint_id: str, changes: dict) -> Endpoin
     tx.cursor.execute(
         "UPDATE webhooks.endpoints SET "  # noqa: S608
         "  url = CASE WHEN %(set_url)s THEN %(url)s ELSE url END,"
-        "  enabled_events = CASE WHEN %(set_events)s THEN %(events)s::text[] ELSE enabled_events END,"
+        "  enabled_events = CASE WHEN %(set_events)s THEN %(events)b::text[] ELSE enabled_events END,"
         "  description = CASE WHEN %(set_description)s THEN %(description)s ELSE description END,"
         "  status = CASE WHEN %(set_status)s THEN %(status)s ELSE status END,"
         "  disabled_reason = CASE WHEN %(set_status)s OR %(set_reason)s THEN %(reason)s ELSE disabled_reason END,"
@@ -172,7 +172,7 @@ def endpoints_for(tx: Transaction, merchant_ids: list[str]) -> dict[str, list[En
     """Return these merchants' endpoints that have a URL (enabled or not), by merchant id."""
     tx.cursor.execute(
         f"SELECT {_ENDPOINT_COLUMNS} FROM webhooks.endpoints "  # noqa: S608
-        "WHERE merchant_id = ANY(%s::uuid[]) AND url IS NOT NULL AND deleted_at IS NULL ORDER BY id",
+        "WHERE merchant_id = ANY(%b::uuid[]) AND url IS NOT NULL AND deleted_at IS NULL ORDER BY id",
         (merchant_ids,),
     )
     found: dict[str, list[Endpoint]] = {}
@@ -201,7 +201,7 @@ def record_endpoint_outcomes(
         "    WHEN e.consecutive_failures + v.failures >= %(threshold)s"
         "      THEN greatest(e.circuit_open_until, auth.merchant_now(e.merchant_id) + %(probe)s::float8 * interval '1 second')"
         "    ELSE e.circuit_open_until END "
-        "FROM unnest(%(ids)s::text[], %(ok)s::bool[], %(failures)s::int[]) AS v (id, ok, failures) "
+        "FROM unnest(%(ids)b::text[], %(ok)b::bool[], %(failures)b::int[]) AS v (id, ok, failures) "
         "WHERE e.id = v.id AND e.deleted_at IS NULL "
         "RETURNING e.id, v.ok, NOT v.ok AND e.status = 'enabled' AND e.consecutive_failures >= %(min)s"
         "  AND e.failing_since <= auth.merchant_now(e.merchant_id) - %(after)s::float8 * interval '1 second' AS failing,"

@@ -23,7 +23,7 @@ def insert_events(tx: Transaction, events: list[Event]) -> list[Event]:
     tx.cursor.execute(
         "INSERT INTO webhooks.events (id, merchant_id, type, category, created_at, body) "
         "SELECT id, merchant_id, type, split_part(type, '.', 1), created_at, body "
-        "FROM unnest(%s::text[], %s::uuid[], %s::text[], %s::timestamptz[], %s::bytea[]) "
+        "FROM unnest(%b::text[], %b::uuid[], %b::text[], %b::timestamptz[], %b::bytea[]) "
         "  AS v (id, merchant_id, type, created_at, body) "
         "ON CONFLICT (id) DO NOTHING RETURNING id",
         (
@@ -106,8 +106,8 @@ def events_in_window(
         f"SELECT {_EVENT_COLUMNS} FROM webhooks.events ev WHERE merchant_id = %(m)s"  # noqa: S608
         " AND (%(gte)s::timestamptz IS NULL OR created_at >= %(gte)s)"
         " AND (%(lte)s::timestamptz IS NULL OR created_at <= %(lte)s)"
-        " AND (cardinality(%(types)s::text[]) + cardinality(%(cats)s::text[]) = 0"
-        "      OR type = ANY(%(types)s::text[]) OR category = ANY(%(cats)s::text[]))"
+        " AND (cardinality(%(types)b::text[]) + cardinality(%(cats)b::text[]) = 0"
+        "      OR type = ANY(%(types)b::text[]) OR category = ANY(%(cats)b::text[]))"
         " AND (%(ep)s::text IS NULL OR EXISTS (SELECT 1 FROM webhooks.deliveries d WHERE d.event_id = ev.id"
         "      AND d.endpoint_id = %(ep)s AND d.status IN ('failed', 'disabled')))"
         " ORDER BY seq LIMIT %(limit)s",
