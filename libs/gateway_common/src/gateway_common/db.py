@@ -134,8 +134,9 @@ class Transaction:
         """Run a string of several statements in one round trip, parameters bound on the client.
 
         The parameters are quoted into the text, which is sent as one simple query (libpq's
-        blocking ``PQexec``: the GIL is released while it waits). In ``Database.autocommit()`` PostgreSQL runs those statements as one implicit
-        transaction (all commit, or none: the group commit's payments and their events); inside
+        blocking ``PQexec``: the GIL is released while it waits). In ``Database.autocommit()``
+        PostgreSQL runs those statements as one implicit transaction (all commit, or none: the
+        group commit's payments and their events); inside
         ``Database.transaction()`` they are part of it. Scalar parameters only: this is the
         cheapest way here to write several tables at once (no BEGIN/COMMIT round trips, no
         pipeline bookkeeping, no array parameters).
@@ -144,7 +145,7 @@ class Transaction:
         adapt = Transformer(conn)
         # As psycopg's ClientCursor quotes them (its Transformer.as_literal), without parsing the query
         # text on every call: psycopg caches that parse for queries under 4 KiB only, and a group
-        # commit's INSERT is longer (its parse was 12% of the payments API's CPU on POST /payments).
+        # commit's INSERT is longer (its parse was 12% of the payments API's py-spy GIL samples on POST).
         text = _script_template(query) % tuple(b"NULL" if p is None else adapt.as_literal(p) for p in params)
         _check(conn, conn.pgconn.exec_(text), ExecStatus.COMMAND_OK, ExecStatus.TUPLES_OK)
 
