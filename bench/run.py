@@ -1,7 +1,8 @@
 """make bench: the gateway's throughput and latency next to this machine's ceilings, in one run.
 
 Starts its own system (throwaway database, free ports, TEST_MODE with a 1 s bank), then measures:
-  ceilings    nginx serving a static 200 (wrk), PostgreSQL single-row INSERT+COMMIT (pgbench, c=16)
+  ceilings    nginx serving a static 200 (wrk), an empty WSGI app under gunicorn behind nginx
+              (bench/ceiling.py), PostgreSQL single-row INSERT+COMMIT (pgbench, c=16)
   auth edge   an authenticated GET through nginx vs the same request straight to the service (c=16)
   payments    POST /payments and GET /payments/{id} through the gateway at c=1/16/64, and where
               the CPU of the POST runs at c=64 went (microseconds per request, by process)
@@ -413,6 +414,15 @@ def main() -> int:
         for c, r in static.items():
             add(f"ceiling: nginx static 200, c={c}", f"{r['rps']:.0f} req/s, p50 {r['p50']:.2f} ms, p99 {r['p99']:.2f} ms")
         add("ceiling: nginx CPU per static request, c=64", f"{nginx_static_us:.1f} us")
+        # What nginx's proxy and gunicorn cost whatever the app does (bench/ceiling.py).
+        from bench import ceiling
+
+        empty = ceiling.measure(64, secs)
+        add("ceiling: empty WSGI app, gunicorn gthread behind nginx, c=64",
+            f"{empty['rps']:.0f} req/s, p50 {empty['p50']:.2f} ms, p99 {empty['p99']:.2f} ms",
+            f"{empty['rps'] / static[64]['rps']:.3f} of nginx static")
+        add("ceiling: CPU per empty-app request (nginx + gunicorn), c=64", f"{empty['cpu_us']:.0f} us",
+            f"{empty['cpu_us'] / nginx_static_us:.0f}x nginx's static request" if nginx_static_us > 0 else "")
         pg_tps = pgbench_insert(admin_url, db_name, 16, secs)
         add("ceiling: pgbench single-row INSERT+COMMIT, c=16", f"{pg_tps:.0f} tps")
 
@@ -445,8 +455,8 @@ def main() -> int:
             cpu_per_request(cpu_before, cpu_after, sum(run["requests"] for run in runs), elapsed))
         system_us = system_cpu_per_request(cpu_before, cpu_after, sum(run["requests"] for run in runs))
         add("CPU per created payment, whole system (API, PostgreSQL, workers, nginx, Redis)",
-            f"{system_us:.0f} us", f"{system_us / nginx_static_us:.0f}x nginx's static request (goal <= 30x)"
-            if nginx_static_us > 0 else "")
+            f"{system_us:.0f} us", (f"{system_us / nginx_static_us:.0f}x nginx's static request (goal <= 30x)"
+                                    if nginx_static_us > 0 else "") + f"; {system_us / empty['cpu_us']:.1f}x an empty-app request")
         drained = drain_payments(db_url)
         add("backlog after the POST runs (bank answers, events) processed in", f"{drained:.1f} s")
         for c in (1, 16, 64):
@@ -454,7 +464,8 @@ def main() -> int:
             r = median_run(runs)
             add(f"GET /payments/{{id}} via gateway, c={c}" + runs_label(runs),
                 f"{r['rps']:.0f} req/s, p50 {r['p50']:.2f} ms, p99 {r['p99']:.2f} ms" + runs_range(runs),
-                f"{r['rps'] / static[64]['rps']:.3f} of nginx static" + (" (goal >= 0.05)" if c == 64 else ""))
+                f"{r['rps'] / static[64]['rps']:.3f} of nginx static" + (" (goal >= 0.05)" if c == 64 else "")
+                + (f"; {r['rps'] / empty['rps']:.2f} of the empty app" if c == 64 else ""))
 
         # Let the queue of benchmark payments drain before the burst.
         drain_deadline = time.time() + 300

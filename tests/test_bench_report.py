@@ -77,3 +77,19 @@ def test_a_new_run_keeps_the_million_rows_section_and_scale_replaces_it(tmp_path
     assert "3 ms" not in replaced and "new table\n\n## History" in replaced
     fresh = replace_section("# t\n\n## History\n\n- old\n", SCALE_HEADING, "\n## 1 M rows\n\nnew\n")
     assert fresh == "# t\n\n## 1 M rows\n\nnew\n\n## History\n\n- old\n"
+
+
+def test_the_empty_app_ceiling_answers_through_nginx_and_leaves_nothing_running():
+    import os
+
+    import requests
+
+    from bench.ceiling import BODY, _cpu_seconds, empty_app_behind_nginx
+
+    with empty_app_behind_nginx() as (url, pids):
+        answers = [requests.get(url, timeout=5) for _ in range(20)]
+        assert {(a.status_code, a.content) for a in answers} == {(200, BODY)}
+        assert _cpu_seconds(pids) > 0  # gunicorn's workers and nginx's are the roots' children
+    for pid in pids:
+        # Reaped by the context manager: no such process any more.
+        assert not os.path.exists(f"/proc/{pid}")
