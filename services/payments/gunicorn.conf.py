@@ -3,14 +3,20 @@
 gthread workers: requests mostly wait on PostgreSQL (on a loaded machine, mostly for their
 commit's WAL flush), so 12 threads per process: more inserts in flight share each flush. 2x12
 beat 2x8, 3x6 and 4x4 on POST /payments and matched them on GET (figures: bench/RESULTS.md,
-History). Each thread may hold one pooled connection, so the pool is at least as large as the
+History; measured while the workers still shared one listening socket, see ``reuse_port`` below). Each thread may hold one pooled connection, so the pool is at least as large as the
 thread count. nginx keeps upstream connections alive (HTTP/1.1, ``Connection ""``), so
 ``keepalive`` must outlast its idle time.
 """
 
 import os
 
-from gateway_common.serving import cached_date_header, json_error_pages, multiprocess_metrics, whole_responses
+from gateway_common.serving import (
+    cached_date_header,
+    json_error_pages,
+    multiprocess_metrics,
+    port_not_taken,
+    whole_responses,
+)
 
 # gunicorn's own 400/414/500 answers in the API.md envelope, not HTML pages.
 json_error_pages()
@@ -25,6 +31,9 @@ _port = os.environ.get("PAYMENTS_PORT", "8102")
 bind = os.environ.get("PAYMENTS_BIND", f"{_host}:{_port}")
 # /metrics adds up every worker of this gunicorn (gateway_common.metrics, docs/metrics.md).
 when_ready, child_exit = multiprocess_metrics("payments", bind)
+# Each worker listens on a socket of its own, so connections spread over the workers (port_not_taken's docstring).
+reuse_port = True
+on_starting = port_not_taken(bind)
 worker_class = os.environ.get("PAYMENTS_WORKER_CLASS", "gthread")
 workers = int(os.environ.get("PAYMENTS_WORKERS", "2"))
 threads = int(os.environ.get("PAYMENTS_THREADS", "12"))

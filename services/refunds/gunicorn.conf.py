@@ -2,7 +2,7 @@
 
 import os
 
-from gateway_common.serving import json_error_pages, multiprocess_metrics, whole_responses
+from gateway_common.serving import json_error_pages, multiprocess_metrics, port_not_taken, whole_responses
 
 # gunicorn's own 400/414/500 answers in the API.md envelope, not HTML pages.
 json_error_pages()
@@ -15,6 +15,9 @@ limit_request_line = 8190
 bind = os.environ.get("REFUNDS_BIND") or f"127.0.0.1:{os.environ.get('REFUNDS_PORT', '8103')}"
 # /metrics adds up every worker of this gunicorn (gateway_common.metrics, docs/metrics.md).
 when_ready, child_exit = multiprocess_metrics("refunds", bind)
+# Each worker listens on a socket of its own, so connections spread over the workers (port_not_taken's docstring).
+reuse_port = True
+on_starting = port_not_taken(bind)
 worker_class = "gthread"
 workers = int(os.environ.get("REFUNDS_WORKERS", "2"))
 threads = int(os.environ.get("REFUNDS_THREADS", "8"))

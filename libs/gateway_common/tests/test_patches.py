@@ -120,3 +120,64 @@ def test_a_response_head_and_body_leave_in_one_write():
     assert len(writes) == 3  # head with the first chunk, the second chunk, the terminating chunk
     assert writes[0].endswith(b"\r\n\r\n9\r\ndata: 1\n\n\r\n")
     assert received.endswith(b"9\r\ndata: 2\n\n\r\n0\r\n\r\n")
+
+
+def _listening_sockets(port: int) -> int:
+    """How many sockets listen on ``port`` (IPv4), read from /proc/net/tcp."""
+    rows = open("/proc/net/tcp").read().splitlines()[1:]
+    return sum(1 for row in rows if row.split()[1].endswith(f":{port:04X}") and row.split()[3] == "0A")
+
+
+def test_each_worker_listens_on_its_own_socket_and_a_second_gunicorn_is_refused(tmp_path):
+    import subprocess
+    import sys
+    import time
+
+    import requests
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    (tmp_path / "hello.py").write_text(
+        "def app(environ, start_response):\n"
+        "    start_response('200 OK', [('Content-Length', '2')])\n"
+        "    return [b'ok']\n"
+    )
+    (tmp_path / "conf.py").write_text(
+        "from gateway_common.serving import port_not_taken\n"
+        f"bind = '127.0.0.1:{port}'\n"
+        "workers = 2\n"
+        "worker_class = 'gthread'\n"
+        "reuse_port = True\n"
+        "on_starting = port_not_taken(bind, attempts=2)\n"
+    )
+    command = [sys.executable, "-m", "gunicorn", "-c", str(tmp_path / "conf.py"), "--chdir", str(tmp_path), "hello:app"]
+    first = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 20
+        while _listening_sockets(port) < 2:
+            assert time.monotonic() < deadline, "the workers did not open their sockets"
+            time.sleep(0.2)
+        assert requests.get(f"http://127.0.0.1:{port}/", timeout=5).text == "ok"
+        assert _listening_sockets(port) == 2  # one per worker, none in the master
+
+        second = subprocess.run(command, capture_output=True, text=True, timeout=30)
+        assert second.returncode != 0
+        assert f"127.0.0.1:{port} is already served by another process" in second.stderr
+        assert first.poll() is None and requests.get(f"http://127.0.0.1:{port}/", timeout=5).text == "ok"
+    finally:
+        first.terminate()
+        first.wait(timeout=15)
+    # Once the port is free, the check lets a gunicorn start at once.
+    serving.port_not_taken(f"127.0.0.1:{port}", attempts=1)(None)
+
+
+def test_replicas_meant_to_share_a_port_skip_the_check(monkeypatch):
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        bind = f"127.0.0.1:{listener.getsockname()[1]}"
+        with pytest.raises(SystemExit, match="already served by another process"):
+            serving.port_not_taken(bind, attempts=1)(None)
+        monkeypatch.setenv("PORT_SHARED_BY_REPLICAS", "true")
+        serving.port_not_taken(bind, attempts=1)(None)  # returns: compose's replicas share the port

@@ -135,8 +135,8 @@ def multiprocess_metrics(service: str, bind: str) -> tuple[Callable[[Any], None]
     ``METRICS_DIR`` (the native stack's run directory) or the temporary directory: one per gunicorn,
     so each replica's ``/metrics`` adds up its own workers only. It must be named before any worker
     imports prometheus_client, which picks its storage at import. It is emptied when the master is
-    ready, after its bind succeeded (a second gunicorn that fails to bind the same port must not wipe
-    the first one's files): counters then start again from zero, as Prometheus expects of a restart.
+    ready, after ``port_not_taken`` let it start (a second gunicorn refused on the same port must not
+    wipe the first one's files): counters then start again from zero, as Prometheus expects of a restart.
     """
     directory = os.environ.get("PROMETHEUS_MULTIPROC_DIR") or str(
         Path(os.environ.get("METRICS_DIR") or tempfile.gettempdir()) / f"gw-metrics-{service}-{re.sub(r'[^A-Za-z0-9.-]', '_', bind)}"
@@ -156,3 +156,39 @@ def multiprocess_metrics(service: str, bind: str) -> tuple[Callable[[Any], None]
         multiprocess.mark_process_dead(worker.pid, directory)
 
     return when_ready, child_exit
+
+
+def port_not_taken(bind: str, attempts: int = 5) -> Callable[[Any], None]:
+    """Return gunicorn's ``on_starting`` hook that refuses to start where something already listens.
+
+    The API services set ``reuse_port``: each gunicorn worker opens its own listening socket
+    (SO_REUSEPORT) and the kernel spreads new connections over them. With one socket shared by all
+    workers, the first worker to wake accepted every connection of a burst, and nginx keeps its
+    upstream connections alive, so one worker served a whole run on one core while the others
+    idled: an empty app measured 2,700 or 9,000 req/s from one start to the next (bench/RESULTS.md,
+    History). SO_REUSEPORT also lets a second gunicorn of the same user bind the same port, and the
+    two would share its traffic; instead of gunicorn's "address already in use", this check refuses
+    to start while the port answers (waiting ``attempts`` seconds for a dying one to go, as
+    gunicorn retries a bind). Replicas meant to share one port (compose on the host network) set
+    ``PORT_SHARED_BY_REPLICAS=true``, which skips the check.
+    """
+    host, _, port = bind.rpartition(":")
+    host = host.strip("[]")
+    if host in ("", "0.0.0.0", "::"):  # noqa: S104 (an address compared, not bound)
+        host = "127.0.0.1"
+
+    def on_starting(server: Any) -> None:
+        if os.environ.get("PORT_SHARED_BY_REPLICAS", "").lower() in ("1", "true", "yes"):
+            return
+        if not port.isdigit():  # a unix socket or a form this check does not read: gunicorn's own bind decides
+            return
+        for attempt in range(attempts):
+            try:
+                socket.create_connection((host, int(port)), timeout=1).close()
+            except OSError:
+                return
+            if attempt < attempts - 1:
+                time.sleep(1)
+        raise SystemExit(f"{bind} is already served by another process; stop it before starting this one")
+
+    return on_starting
