@@ -5,10 +5,10 @@
 nginx's static 200 says what nginx alone does on this machine; the API's answers also pass
 through nginx's proxy and gunicorn's HTTP handling, whatever the app does. This measures that
 part alone: the same nginx binary proxying (HTTP/1.1 keep-alive upstream, as the gateway does)
-to gunicorn with the payments API's server settings (gthread, its workers and threads) running
-an app that answers a fixed JSON body without reading the request. A GET or POST of the gateway
-cannot be faster than this, nor cost less CPU, so its ratios to the nginx static ceiling are read
-next to this one's.
+to gunicorn with the payments API's server settings (gthread, its workers and threads, a
+listening socket per worker) running an app that answers a fixed JSON body without reading the
+request. A GET or POST of the gateway cannot be faster than this, nor cost less CPU, so its
+ratios to the nginx static ceiling are read next to this one's.
 """
 
 from __future__ import annotations
@@ -91,7 +91,7 @@ def empty_app_behind_nginx() -> Iterator[tuple[str, list[int]]]:
     gunicorn_args = [
         sys.executable, "-m", "gunicorn", "--worker-class", "gthread",
         "--workers", os.environ.get("PAYMENTS_WORKERS", "2"), "--threads", os.environ.get("PAYMENTS_THREADS", "12"),
-        "--keep-alive", "75", "--backlog", "2048", "--bind", f"127.0.0.1:{app_port}", "--chdir", str(ROOT),
+        "--keep-alive", "75", "--backlog", "2048", "--reuse-port", "--bind", f"127.0.0.1:{app_port}", "--chdir", str(ROOT),
         "bench.ceiling:app",
     ]
     procs = [

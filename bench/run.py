@@ -460,12 +460,16 @@ def main() -> int:
         drained = drain_payments(db_url)
         add("backlog after the POST runs (bank answers, events) processed in", f"{drained:.1f} s")
         for c in (1, 16, 64):
+            cpu_before, started = cpu_seconds_by_part(), time.monotonic()
             runs = [wrk(f"{api}/payments/{pay_id}", c, secs, headers=AUTH) for _ in range(args.repeat if c == 64 else 1)]
+            cpu_after, elapsed = cpu_seconds_by_part(), time.monotonic() - started
             r = median_run(runs)
             add(f"GET /payments/{{id}} via gateway, c={c}" + runs_label(runs),
                 f"{r['rps']:.0f} req/s, p50 {r['p50']:.2f} ms, p99 {r['p99']:.2f} ms" + runs_range(runs),
                 f"{r['rps'] / static[64]['rps']:.3f} of nginx static" + (" (goal >= 0.05)" if c == 64 else "")
                 + (f"; {r['rps'] / empty['rps']:.2f} of the empty app" if c == 64 else ""))
+        add("CPU per GET at c=64 in us, by process (all runs)",
+            cpu_per_request(cpu_before, cpu_after, sum(run["requests"] for run in runs), elapsed))
 
         # Let the queue of benchmark payments drain before the burst.
         drain_deadline = time.time() + 300
