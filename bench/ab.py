@@ -165,6 +165,9 @@ def main() -> int:
     parser.add_argument("--env", action="append", default=[], metavar="NAME=VALUE",
                         help="a setting for this tree's stack only (repeatable), e.g. PAYMENTS_THREADS=6; "
                              "with --ref HEAD it measures a setting against the default")
+    parser.add_argument("--env-before", action="append", default=[], metavar="NAME=VALUE",
+                        help="a setting for the other commit's stack only (repeatable), e.g. "
+                             "GUNICORN_CMD_ARGS=--reuse-port to give an older commit a socket per worker")
     parser.add_argument("--serve", metavar="TREE", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve:
@@ -176,7 +179,9 @@ def main() -> int:
     load_before = os.getloadavg()
     other = checkout(args.ref)
     extra = dict(item.split("=", 1) for item in args.env)
-    sides = [Side(f"{args.ref}", other), Side("this tree" + (" " + " ".join(args.env) if args.env else ""), ROOT, extra)]
+    extra_before = dict(item.split("=", 1) for item in args.env_before)
+    sides = [Side(f"{args.ref}" + (" " + " ".join(args.env_before) if args.env_before else ""), other, extra_before),
+             Side("this tree" + (" " + " ".join(args.env) if args.env else ""), ROOT, extra)]
     plan = [("GET", 1), ("GET", 64), ("POST", 16), ("POST", 64)]
     results: dict[tuple[str, str, int], list[dict]] = {}
     try:
