@@ -27,7 +27,7 @@ from typing import Any
 
 import requests
 
-from bench.run import free_port, wrk
+from bench.run import free_port, proc_cpu, wrk
 
 ROOT = Path(__file__).resolve().parents[1]
 BODY = b'{"id":"pay_0000000000000000","entity":"payment","status":"success"}\n'
@@ -69,15 +69,15 @@ def app(environ: dict, start_response: Callable[..., Any]) -> list[bytes]:
 
 def _cpu_seconds(roots: list[int]) -> float:
     """CPU seconds (user + system) used so far by ``roots`` and their live children."""
-    tick = os.sysconf("SC_CLK_TCK")
-    stats: dict[int, tuple[int, float]] = {}
+    used = 0.0
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
             continue
         with contextlib.suppress(OSError):
-            fields = Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()
-            stats[int(entry)] = (int(fields[1]), sum(int(f) for f in fields[11:13]) / tick)
-    return sum(used for pid, (ppid, used) in stats.items() if pid in roots or ppid in roots)
+            ppid, own, _ = proc_cpu(entry)
+            if int(entry) in roots or ppid in roots:
+                used += own
+    return used
 
 
 @contextlib.contextmanager

@@ -124,6 +124,16 @@ CPU_PARTS = [
 ]
 
 
+def proc_cpu(pid: str | int) -> tuple[int, float, float]:
+    """A process's parent PID, its own CPU seconds (user + system) and its reaped children's, from /proc.
+
+    Raises OSError when the process is gone.
+    """
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    tick = os.sysconf("SC_CLK_TCK")
+    return int(fields[1]), (int(fields[11]) + int(fields[12])) / tick, (int(fields[13]) + int(fields[14])) / tick
+
+
 def cpu_seconds_by_part(run_dir: str | None = None) -> dict[str, float]:
     """CPU seconds (user + system, its reaped children's included) each part of the machine has used so far, from /proc.
 
@@ -132,7 +142,6 @@ def cpu_seconds_by_part(run_dir: str | None = None) -> dict[str, float]:
     processes of the stack whose environment names that RUN_DIR are counted (not PostgreSQL,
     Redis or the load generator, which stacks share).
     """
-    tick = os.sysconf("SC_CLK_TCK")
     marker = f"RUN_DIR={run_dir}".encode() if run_dir else None
     used: dict[str, float] = {}
     for entry in os.listdir("/proc"):
@@ -142,7 +151,7 @@ def cpu_seconds_by_part(run_dir: str | None = None) -> dict[str, float]:
             if marker is not None and marker not in Path(f"/proc/{entry}/environ").read_bytes():
                 continue
             cmdline = Path(f"/proc/{entry}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-            fields = Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()
+            _, own, reaped = proc_cpu(entry)
         except OSError:
             continue
         part = next((name for name, needle in CPU_PARTS if needle in cmdline), "other")
@@ -150,7 +159,7 @@ def cpu_seconds_by_part(run_dir: str | None = None) -> dict[str, float]:
         # the postmaster's children, and psycopg_pool replaces connections (max_lifetime, idle), so
         # many backends end within a run: without their reaped time PostgreSQL counted 52 us per
         # POST where it spends several hundred.
-        used[part] = used.get(part, 0.0) + sum(int(f) for f in fields[11:15]) / tick
+        used[part] = used.get(part, 0.0) + own + reaped
     if run_dir is None:
         children = resource.getrusage(resource.RUSAGE_CHILDREN)
         used["load generator (wrk)"] = children.ru_utime + children.ru_stime

@@ -182,6 +182,7 @@ def port_not_taken(bind: str, attempts: int = 5) -> Callable[[Any], None]:
             return
         if not port.isdigit():  # a unix socket or a form this check does not read: gunicorn's own bind decides
             return
+        # Runs once in the master before any worker exists: the waits below hold no request slot.
         for attempt in range(attempts):
             try:
                 socket.create_connection((host, int(port)), timeout=1).close()
